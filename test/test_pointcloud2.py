@@ -1,0 +1,170 @@
+"""PointCloud2 <-> numpy on layouts real drivers produce: padding, big-endian, row padding, NaNs, odd names."""
+
+from types import SimpleNamespace as NS
+
+import numpy as np
+import pytest
+from conftest import require_ros
+
+from translocnet_ros.ros.pointcloud2 import (
+    FLOAT32,
+    FLOAT64,
+    UINT16,
+    CloudFormatError,
+    cloud_to_array,
+    cloud_to_xyzi,
+    fields_to_dtype,
+)
+
+
+def field(name, offset, datatype, count=1):
+    return NS(name=name, offset=offset, datatype=datatype, count=count)
+
+
+def make_msg(arr: np.ndarray, fields, height=1, row_pad=0, bigendian=False, dense=True):
+    """A duck-typed PointCloud2 holding arr (structured, itemsize = point_step) in `height` rows."""
+    width = arr.size // height
+    rows = arr.reshape(height, width).view(np.uint8).reshape(height, -1)
+    padded = np.concatenate([rows, np.full((height, row_pad), 0xAB, np.uint8)], axis=1)
+    return NS(
+        height=height,
+        width=width,
+        fields=fields,
+        is_bigendian=bigendian,
+        point_step=arr.dtype.itemsize,
+        row_step=padded.shape[1],
+        is_dense=dense,
+        data=padded.tobytes(),
+    )
+
+
+def velodyne_like(n, order="<"):
+    # x y z (f4) + 4 pad bytes + intensity f4 + ring u2 + 2 pad bytes: point_step 24, like velodyne_pointcloud.
+    dt = np.dtype(
+        {
+            "names": ["x", "y", "z", "intensity", "ring"],
+            "formats": [order + "f4"] * 4 + [order + "u2"],
+            "offsets": [0, 4, 8, 16, 20],
+            "itemsize": 24,
+        }
+    )
+    arr = np.zeros(n, dtype=dt)
+    rng = np.random.default_rng(0)
+    for k in ("x", "y", "z", "intensity"):
+        arr[k] = rng.normal(size=n)
+    arr["ring"] = np.arange(n) % 64
+    fields = [
+        field("x", 0, FLOAT32),
+        field("y", 4, FLOAT32),
+        field("z", 8, FLOAT32),
+        field("intensity", 16, FLOAT32),
+        field("ring", 20, UINT16),
+    ]
+    return arr, fields
+
+
+def test_dtype_keeps_offsets_and_point_step():
+    _, fields = velodyne_like(1)
+    dt = fields_to_dtype(fields, 24, False)
+    assert dt.itemsize == 24
+    assert dt.fields["intensity"][1] == 16 and dt.fields["ring"][1] == 20
+    assert dt.fields["ring"][0] == np.dtype("<u2")
+
+
+@pytest.mark.parametrize("order,big", [("<", False), (">", True)])
+def test_padded_layout_and_endianness(order, big):
+    arr, fields = velodyne_like(50, order)
+    msg = make_msg(arr, fields, bigendian=big)
+    out = cloud_to_array(msg)
+    np.testing.assert_array_equal(out["x"], arr["x"])
+    np.testing.assert_array_equal(out["ring"], arr["ring"])
+    xyzi = cloud_to_xyzi(msg)
+    assert xyzi.points.dtype == np.float32 and xyzi.points.shape == (50, 4)
+    np.testing.assert_array_equal(xyzi.points[:, 3], arr["intensity"].astype(np.float32))
+    assert xyzi.intensity_field == "intensity"
+
+
+def test_organized_cloud_with_row_padding():
+    arr, fields = velodyne_like(4 * 16)
+    msg = make_msg(arr, fields, height=4, row_pad=12)
+    assert msg.row_step == 16 * 24 + 12
+    out = cloud_to_array(msg)
+    assert out.shape == (64,)
+    np.testing.assert_array_equal(out["y"], arr["y"])
+
+
+def test_nan_points_dropped_and_counted():
+    arr, fields = velodyne_like(10)
+    arr["x"][[1, 4]] = np.nan
+    arr["z"][7] = np.inf
+    arr["intensity"][0] = np.nan
+    xyzi = cloud_to_xyzi(make_msg(arr, fields, dense=False))
+    assert xyzi.dropped_nonfinite == 3
+    assert xyzi.points.shape == (7, 4)
+    assert np.isfinite(xyzi.points).all()
+    assert xyzi.points[0, 3] == 0.0  # non-finite intensity becomes 0, the point stays
+
+
+def test_kitti2bag_field_names_and_float64():
+    dt = np.dtype(
+        {
+            "names": ["x", "y", "z", "i"],
+            "formats": ["<f8"] * 3 + ["<f4"],
+            "offsets": [0, 8, 16, 24],
+            "itemsize": 32,
+        }
+    )
+    arr = np.zeros(3, dt)
+    arr["x"], arr["i"] = [1.5, 2.5, 3.5], [0.1, 0.2, 0.3]
+    fields = [
+        field("x", 0, FLOAT64),
+        field("y", 8, FLOAT64),
+        field("z", 16, FLOAT64),
+        field("i", 24, FLOAT32),
+    ]
+    xyzi = cloud_to_xyzi(make_msg(arr, fields))
+    assert xyzi.intensity_field == "i"
+    np.testing.assert_allclose(xyzi.points[:, 0], [1.5, 2.5, 3.5])
+    np.testing.assert_allclose(xyzi.points[:, 3], [0.1, 0.2, 0.3], rtol=1e-6)
+
+
+def test_no_intensity_field_gives_zero():
+    arr, fields = velodyne_like(5)
+    xyzi = cloud_to_xyzi(make_msg(arr, fields[:3] + fields[4:]))
+    assert xyzi.intensity_field is None and (xyzi.points[:, 3] == 0).all()
+
+
+def test_empty_cloud():
+    arr, fields = velodyne_like(0)
+    msg = make_msg(arr, fields)
+    assert cloud_to_xyzi(msg).points.shape == (0, 4)
+
+
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda m: setattr(m, "fields", m.fields[1:]), "lacks field"),
+        (lambda m: setattr(m, "data", m.data[:-30]), "bytes"),
+        (lambda m: setattr(m, "row_step", 10), "row_step"),
+        (lambda m: setattr(m, "point_step", 8), "point_step"),
+        (lambda m: m.fields.__setitem__(0, field("x", 0, 99)), "datatype"),
+    ],
+)
+def test_bad_layouts_raise_clear_errors(mutate, match):
+    arr, fields = velodyne_like(8)
+    msg = make_msg(arr, list(fields))
+    mutate(msg)
+    with pytest.raises(CloudFormatError, match=match):
+        cloud_to_xyzi(msg)
+
+
+def test_roundtrip_through_real_message():
+    require_ros("sensor_msgs.msg")
+    from translocnet_ros.ros.pointcloud2 import array_to_cloud
+
+    pts = np.random.default_rng(3).normal(size=(100, 4)).astype(np.float32)
+    pts[5, 0] = np.nan
+    msg = array_to_cloud(pts, "velo_link")
+    assert msg.is_dense is False and msg.point_step == 16
+    xyzi = cloud_to_xyzi(msg)
+    np.testing.assert_array_equal(xyzi.points, np.delete(pts, 5, axis=0))
