@@ -14,3 +14,6 @@ done
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 unset _TL_ROOT _tl_setup
+# `translocnet` on PATH here; on a ROS 2 install it is `ros2 run translocnet_ros translocnet`.
+[ -d "$(dirname "${BASH_SOURCE[0]}")/../install/translocnet_ros/lib/translocnet_ros" ] &&
+    export PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/install/translocnet_ros/lib/translocnet_ros:$PATH"

@@ -1,0 +1,1 @@
+"""The evaluation protocol of DESIGN.md §6: priors, metrics, reports."""

@@ -1,0 +1,1 @@
+"""Coordinate frames: geodetic <-> projected map CRS, headings, SE(2) poses."""

@@ -1,0 +1,1 @@
+"""The localization engine: one interface for every method (classic baseline, TransLocNet)."""

@@ -1,0 +1,85 @@
+"""Bird's-eye-view rasters of a LiDAR scan, in a vehicle-centred, north-up or vehicle-aligned grid.
+
+Convention shared with GeoPatch: continuous pixel (c, r) = (half + u / res, half - v / res) for a point at
+(u, v) metres east/north (or forward/left) of the centre, so the centre lies on a pixel corner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BevGrid:
+    size_px: int
+    m_per_px: float
+
+    @property
+    def radius_m(self) -> float:
+        return self.size_px * self.m_per_px / 2
+
+    def cells(self, uv: np.ndarray):
+        """Flat cell index of each point and a mask of points inside the grid."""
+        half = self.size_px / 2
+        c = np.floor(half + uv[:, 0] / self.m_per_px).astype(np.int64)
+        r = np.floor(half - uv[:, 1] / self.m_per_px).astype(np.int64)
+        inside = (c >= 0) & (c < self.size_px) & (r >= 0) & (r < self.size_px)
+        return r * self.size_px + c, inside
+
+
+def local_ground(points: np.ndarray, block_m: float = 4.0) -> np.ndarray:
+    """Height of the ground under each point: the 5th-percentile z of its block, robust to vehicles and walls."""
+    key = np.floor(points[:, :2] / block_m).astype(np.int64)
+    _, inv = np.unique(key, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    order = np.lexsort((points[:, 2], inv))
+    counts = np.bincount(inv)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    low = points[order[starts + (counts * 0.05).astype(np.int64)], 2]
+    ground = low[inv]
+    # a block with only wall points has no ground: fall back to the scan's own ground level
+    global_ground = np.percentile(points[:, 2], 5)
+    return np.where(ground > global_ground + 1.0, global_ground, ground)
+
+
+@dataclass(frozen=True)
+class BevChannels:
+    """Per-cell statistics of one scan."""
+
+    structure: np.ndarray  # count of points 0.4-4 m above ground (walls, trunks, cars, poles)
+    ground_intensity: np.ndarray  # mean reflectance of ground points (0 where none)
+    ground_seen: np.ndarray  # bool: the cell has ground returns
+    max_height: np.ndarray  # highest point above ground (0 where none)
+    density: np.ndarray  # count of all points
+
+
+def rasterize(points: np.ndarray, grid: BevGrid, yaw: float = 0.0) -> BevChannels:
+    """Rasterize a base_link scan rotated by `yaw` (0: vehicle-aligned, x forward = up in the raster)."""
+    pts = points[np.isfinite(points).all(axis=1)]
+    n = grid.size_px * grid.size_px
+    if len(pts) == 0:
+        z = np.zeros((grid.size_px, grid.size_px), np.float32)
+        return BevChannels(z, z, z.astype(bool), z, z)
+    c, s = np.cos(yaw), np.sin(yaw)
+    uv = pts[:, :2] @ np.array([[c, s], [-s, c]])
+    h = pts[:, 2] - local_ground(pts)
+    idx, inside = grid.cells(uv)
+    idx, h, refl = idx[inside], h[inside], pts[inside, 3]
+    shape = (grid.size_px, grid.size_px)
+    density = np.bincount(idx, minlength=n)
+    wall = (h > 0.4) & (h < 4.0)
+    structure = np.bincount(idx[wall], minlength=n)
+    ground = h < 0.25
+    gcount = np.bincount(idx[ground], minlength=n)
+    gsum = np.bincount(idx[ground], weights=refl[ground], minlength=n)
+    maxh = np.zeros(n)
+    np.maximum.at(maxh, idx, np.clip(h, 0, None))
+    return BevChannels(
+        structure.reshape(shape).astype(np.float32),
+        (gsum / np.maximum(gcount, 1)).reshape(shape).astype(np.float32),
+        (gcount > 0).reshape(shape),
+        maxh.reshape(shape).astype(np.float32),
+        density.reshape(shape).astype(np.float32),
+    )

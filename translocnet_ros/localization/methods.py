@@ -1,0 +1,29 @@
+"""Method names accepted by `translocnet eval --method` and the node."""
+
+from __future__ import annotations
+
+from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.localization.types import Estimate, ImagerySource, Localizer, SearchWindow
+
+
+class PriorLocalizer:
+    """Returns the prior unchanged: the error floor any method must beat."""
+
+    name = "prior"
+    device = "cpu"
+
+    def localize(self, scan, imagery: ImagerySource, prior: Pose2D, window: SearchWindow) -> Estimate:
+        import numpy as np
+
+        var = [window.radius_m**2 / 3, window.radius_m**2 / 3, window.yaw_range_rad**2 / 3]
+        return Estimate(prior, np.diag(var), 0.0)
+
+
+def make_method(name: str, **options) -> Localizer:
+    if name == "ncc":
+        from translocnet_ros.localization.ncc import NccLocalizer
+
+        return NccLocalizer()
+    if name == "prior":
+        return PriorLocalizer()
+    raise ValueError(f"unknown method '{name}' (known: ncc, prior)")

@@ -1,0 +1,179 @@
+"""One synthetic town on disk: orthophoto GeoTIFF in a real projected CRS plus KITTI-layout drives."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from tqdm import tqdm
+
+from translocnet_ros.dataset.kitti import OXTS_FIELDS, format_timestamp, write_calib
+from translocnet_ros.geo.crs import MapFrame
+from translocnet_ros.geo.pose import rigid_inverse
+from translocnet_ros.synth.drive import make_trajectory, moving_cars
+from translocnet_ros.synth.layout import generate_layout
+from translocnet_ros.synth.lidar import LidarModel, LidarSimulator
+from translocnet_ros.synth.meshing import scene_mesh
+from translocnet_ros.synth.render import render_orthophoto
+from translocnet_ros.synth.styles import STYLES
+
+# Real places and their usual projected CRS; a town lands a few km from one of them.
+SITES = (
+    ("EPSG:32632", 49.01, 8.40),  # Karlsruhe, UTM 32N (KITTI's city)
+    ("EPSG:25833", 52.52, 13.40),  # Berlin, ETRS89 / UTM 33N
+    ("EPSG:3067", 61.50, 23.76),  # Tampere, ETRS-TM35FIN
+    ("EPSG:32617", 43.65, -79.38),  # Toronto, UTM 17N
+    ("EPSG:2056", 46.95, 7.45),  # Bern, Swiss LV95
+    ("EPSG:32610", 37.77, -122.42),  # San Francisco, UTM 10N
+)
+# KITTI 2011_09_26 IMU -> Velodyne extrinsic (p_velo = T @ p_imu): the velo sits 0.80 m above the IMU.
+KITTI_T_IMU_TO_VELO = np.array(
+    [
+        [9.999976e-01, 7.553071e-04, -2.035826e-03, -8.086759e-01],
+        [-7.854027e-04, 9.998898e-01, -1.482298e-02, 3.195559e-01],
+        [2.024406e-03, 1.482454e-02, 9.998881e-01, -7.997231e-01],
+        [0, 0, 0, 1],
+    ]
+)
+IMU_HEIGHT_M = 0.93  # base_link above ground, so the LiDAR is ~1.73 m up as on the KITTI car
+START_TIME = 1_780_308_000.0  # 2026-06-01 10:00 UTC
+
+
+@dataclass(frozen=True)
+class TownSpec:
+    seed: int
+    style: str = "suburban"
+    size_m: float = 1000.0
+    m_per_px: float = 0.2
+    n_drives: int = 1
+    n_frames: int = 500
+    n_moving_cars: int = 12
+
+
+def _world_from_base(layout, x, y, yaw):
+    """4x4 pose of base_link on the terrain: yaw from the drive, pitch and roll from the local slope."""
+    e = 0.5
+    gx = (layout.terrain_z(x + e, y) - layout.terrain_z(x - e, y)) / (2 * e)
+    gy = (layout.terrain_z(x, y + e) - layout.terrain_z(x, y - e)) / (2 * e)
+    pitch = -np.arctan(gx * np.cos(yaw) + gy * np.sin(yaw))
+    roll = np.arctan(-gx * np.sin(yaw) + gy * np.cos(yaw))
+    cy, sy, cp, sp, cr, sr = (
+        np.cos(yaw),
+        np.sin(yaw),
+        np.cos(pitch),
+        np.sin(pitch),
+        np.cos(roll),
+        np.sin(roll),
+    )
+    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
+    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+    t = np.eye(4)
+    t[:3, :3] = rz @ ry @ rx
+    t[:3, 3] = [x, y, float(layout.terrain_z(x, y)) + IMU_HEIGHT_M]
+    return t, float(roll), float(pitch)
+
+
+def write_geotiff(path: Path, img: np.ndarray, transform: Affine, crs) -> None:
+    """Tiled, JPEG-compressed GeoTIFF with overviews, so windowed reads and downsampling stay cheap."""
+    h, w, _ = img.shape
+    profile = dict(
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=3,
+        dtype="uint8",
+        crs=crs,
+        transform=transform,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="JPEG",
+        photometric="YCBCR",
+        jpeg_quality=92,
+    )
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(img.transpose(2, 0, 1))
+        ds.build_overviews([2, 4, 8, 16], Resampling.average)
+
+
+def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
+    style = STYLES[spec.style]
+    rng = np.random.default_rng(spec.seed)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    crs_name, lat0, lon0 = SITES[int(rng.integers(len(SITES)))]
+    frame = MapFrame.from_any(crs_name)
+    e0, n0 = frame.to_map(lat0, lon0)
+    e0 = float(np.round(e0 + rng.uniform(-4000, 4000), -1))
+    n0 = float(np.round(n0 + rng.uniform(-4000, 4000), -1))
+    base_alt = float(rng.uniform(20, 400))
+
+    layout = generate_layout(style, spec.size_m, rng)
+    drives = []
+    for _ in range(spec.n_drives):
+        traj = make_trajectory(layout, spec.n_frames, rng)
+        layout.clear_corridor(traj.xy, 2.0)
+        drives.append((traj, moving_cars(layout, spec.n_moving_cars, spec.n_frames, rng)))
+    ortho = render_orthophoto(layout, style, spec.m_per_px, rng)
+    reg_err = rng.normal(0, 0.2, 2)  # small georegistration error of the imagery
+    transform = Affine(spec.m_per_px, 0, e0 + reg_err[0], 0, -spec.m_per_px, n0 + spec.size_m + reg_err[1])
+    write_geotiff(out_dir / "ortho.tif", ortho, transform, frame.crs)
+    write_calib(out_dir / "calib_imu_to_velo.txt", KITTI_T_IMU_TO_VELO)
+
+    mesh, materials = scene_mesh(layout, style.sidewalk_m)
+    sim = LidarSimulator(mesh, materials, layout, LidarModel())
+    base_from_velo = rigid_inverse(KITTI_T_IMU_TO_VELO)
+    for d, (traj, traffic) in enumerate(drives):
+        drive = out_dir / f"drive_{d:02d}"
+        (drive / "velodyne_points" / "data").mkdir(parents=True, exist_ok=True)
+        (drive / "oxts" / "data").mkdir(parents=True, exist_ok=True)
+        gt_rows, stamps = [], []
+        for i in tqdm(
+            range(spec.n_frames), desc=f"{out_dir.name}/drive_{d:02d}", disable=not progress, unit="scan"
+        ):
+            x, y = traj.xy[i]
+            wb, roll, pitch = _world_from_base(layout, x, y, traj.yaw[i])
+            scan = sim.scan(wb @ base_from_velo, traffic[i], rng)
+            scan.astype("<f4").tofile(drive / "velodyne_points" / "data" / f"{i:010d}.bin")
+            gx, gy = e0 + x, n0 + y
+            lat, lon = frame.to_latlon(gx, gy)
+            true_yaw = float(frame.grid_to_true_yaw(traj.yaw[i], lat, lon))
+            alt = base_alt + wb[2, 3]
+            vals = np.zeros(len(OXTS_FIELDS))
+            vals[:6] = [lat, lon, alt, roll, pitch, true_yaw]
+            vals[-7:] = [0.02, 0.02, 4, 10, 5, 5, 5]
+            (drive / "oxts" / "data" / f"{i:010d}.txt").write_text(
+                " ".join(f"{v:.12f}" if k < 2 else f"{v:.9g}" for k, v in enumerate(vals)) + "\n"
+            )
+            stamps.append(format_timestamp(START_TIME + spec.seed * 1000 + d * 100 + traj.t[i]))
+            gt_rows.append([i, f"{gx:.4f}", f"{gy:.4f}", f"{traj.yaw[i]:.9f}", f"{alt:.4f}"])
+        for sub in ("velodyne_points", "oxts"):
+            (drive / sub / "timestamps.txt").write_text("\n".join(stamps) + "\n")
+        with open(drive / "gt_grid.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["frame", "E", "N", "grid_yaw_rad", "alt"])
+            w.writerows(gt_rows)
+    meta = dict(
+        asdict(spec),
+        crs=crs_name,
+        origin_en=[e0, n0],
+        registration_error_m=reg_err.round(3).tolist(),
+        counts=dict(
+            roads=len(layout.roads),
+            buildings=len(layout.buildings),
+            trees=len(layout.trees),
+            parked_cars=len(layout.cars),
+            poles=len(layout.poles),
+            fences=len(layout.fences),
+            mesh_faces=len(mesh.faces),
+        ),
+    )
+    (out_dir / "town.json").write_text(json.dumps(meta, indent=2))
+    return out_dir
