@@ -48,3 +48,18 @@ def ros_context():
 @pytest.fixture
 def python_exe():
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def small_town(tmp_path_factory):
+    """A small synthetic town with one 12-frame drive, generated once per test session."""
+    from translocnet_ros.synth.town import TownSpec, generate_town
+
+    out = tmp_path_factory.mktemp("town") / "downtown_5"
+    generate_town(
+        TownSpec(seed=5, style="downtown", size_m=300.0, n_frames=12, n_moving_cars=4), out, progress=False
+    )
+    return out
+
+
+HELSINKI = SHARED_DATA / "helsinki-dev"

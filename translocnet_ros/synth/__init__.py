@@ -1,0 +1,1 @@
+"""Procedural towns: layout, 3-D scene, LiDAR simulation, orthophoto rendering, KITTI-layout output."""

@@ -1,0 +1,65 @@
+"""`translocnet generate`: one town from a seed, or a whole documented split (train / val / test / demo)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from translocnet_ros.synth.splits import SPLITS, split_towns
+from translocnet_ros.synth.styles import STYLES
+from translocnet_ros.synth.town import TownSpec, generate_town
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out", required=True, type=Path, help="output folder (a town, or the split's parent folder)"
+    )
+    p.add_argument("--split", choices=sorted(SPLITS), help="build every town of a split into --out/<town>")
+    p.add_argument("--limit", type=int, help="with --split: only the first N towns")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--style", choices=sorted(STYLES), default="suburban")
+    p.add_argument("--size-m", type=float, default=1000.0, help="town side length")
+    p.add_argument("--frames", type=int, default=500, help="frames per drive (10 Hz)")
+    p.add_argument("--drives", type=int, default=1)
+    p.add_argument("--m-per-px", type=float, default=0.2, help="orthophoto resolution")
+    p.add_argument("--force", action="store_true", help="rebuild towns that already exist")
+
+
+def build(jobs: list[tuple[Path, TownSpec]], force: bool) -> list[Path]:
+    """Generate each town unless a complete copy (town.json written last) is already there."""
+    done = []
+    for path, spec in jobs:
+        meta = path / "town.json"
+        if meta.exists() and not force:
+            existing = json.loads(meta.read_text())
+            if all(existing.get(k) == v for k, v in spec.__dict__.items()):
+                print(f"[generate] {path.name}: up to date")
+                done.append(path)
+                continue
+        t0 = time.perf_counter()
+        generate_town(spec, path)
+        print(
+            f"[generate] {path.name}: {spec.style}, {spec.size_m:.0f} m, {spec.n_drives}x{spec.n_frames} frames "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
+        done.append(path)
+    return done
+
+
+def run(args) -> int:
+    if args.split:
+        jobs = [(args.out / name, spec) for name, spec in split_towns(args.split, args.limit)]
+    else:
+        spec = TownSpec(
+            seed=args.seed,
+            style=args.style,
+            size_m=args.size_m,
+            m_per_px=args.m_per_px,
+            n_drives=args.drives,
+            n_frames=args.frames,
+        )
+        jobs = [(args.out, spec)]
+    build(jobs, args.force)
+    return 0
