@@ -98,7 +98,7 @@ fi
 
 # 4. Build this package the ROS 2 way (share/translocnet_ros, lib/translocnet_ros/<executables>).
 say "colcon build translocnet_ros -> install/"
-colcon --log-base log build --symlink-install --base-paths "$ROOT" --build-base build --install-base install \
+env -u AMENT_PREFIX_PATH colcon --log-base log build --symlink-install --base-paths "$ROOT" --build-base build --install-base install \
     --event-handlers console_cohesion- >/dev/null || {
     say "colcon build failed; see log/latest_build"
     exit 1

@@ -14,6 +14,7 @@ COMMANDS = {
         "generate synthetic towns with orthophotos and KITTI-layout drives",
     ),
     "eval": ("translocnet_ros.evaluation.cli", "score a method on a drive with the DESIGN.md §6 protocol"),
+    "view": ("translocnet_ros.evaluation.view_cli", "draw a scan over the orthophoto at its true pose"),
 }
 
 

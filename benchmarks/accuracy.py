@@ -1,0 +1,133 @@
+"""Accuracy and latency of every method, both protocols, on held-out synthetic towns and on helsinki-dev.
+
+    python benchmarks/accuracy.py                       # full run (builds the test split if missing)
+    python benchmarks/accuracy.py --every 10 --towns 2  # quick look
+
+Writes runs/accuracy/<dataset>/<method>_<protocol>/... and the `accuracy` section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import machine, write_section  # noqa: E402
+from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
+from translocnet_ros.dataset.ortho import GeoTiffSource  # noqa: E402
+from translocnet_ros.evaluation.metrics import summarize  # noqa: E402
+from translocnet_ros.evaluation.protocol import run_protocol, write_frames_csv  # noqa: E402
+from translocnet_ros.localization.methods import make_method  # noqa: E402
+from translocnet_ros.synth.cli import build  # noqa: E402
+from translocnet_ros.synth.splits import split_towns  # noqa: E402
+
+HELSINKI = ROOT.parent / "shared" / "data" / "helsinki-dev"
+
+
+def datasets(synth_root: Path, n_towns: int | None):
+    towns = [(synth_root / name, spec) for name, spec in split_towns("test", n_towns)]
+    build(towns, force=False)
+    yield "synthetic test towns", [(t / "drive_00", t / "ortho.tif") for t, _ in towns]
+    if HELSINKI.exists():
+        sites = sorted(p for p in HELSINKI.iterdir() if (p / "ortho.tif").exists())
+        yield "helsinki-dev (real)", [(s / "drive", s / "ortho.tif") for s in sites]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", nargs="+", default=["prior", "ncc"])
+    ap.add_argument("--protocols", nargs="+", default=["known", "unknown"])
+    ap.add_argument("--synth", type=Path, default=ROOT / "data" / "synth")
+    ap.add_argument("--towns", type=int, default=None, help="first N test towns only")
+    ap.add_argument("--every", type=int, default=2, help="frame stride on synthetic drives (known protocol)")
+    ap.add_argument("--every-unknown", type=int, default=5, help="frame stride on synthetic drives (unknown)")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "accuracy")
+    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    args = ap.parse_args()
+
+    rows = []
+    for label, drives in datasets(args.synth, args.towns):
+        for method_name in args.methods:
+            method = make_method(method_name)
+            for protocol in args.protocols:
+                stride = args.every if protocol == "known" else args.every_unknown
+                gts, ests, lats, fails = [], [], [], 0
+                for drive_dir, ortho in drives:
+                    src = GeoTiffSource(ortho)
+                    real = "helsinki" in label
+                    gt, res = run_protocol(
+                        method,
+                        KittiDrive(drive_dir),
+                        src,
+                        src.crs,
+                        protocol,
+                        every=1 if real else stride,
+                        progress=False,
+                    )
+                    out = args.out / label.split()[0] / f"{method_name}_{protocol}"
+                    out.mkdir(parents=True, exist_ok=True)
+                    write_frames_csv(out / f"{drive_dir.parent.name}.frames.csv", res)
+                    gts.append(gt)
+                    ests.append(np.array([[r.est.x, r.est.y, r.est.yaw] for r in res]))
+                    lats += [r.latency_ms for r in res]
+                    fails += sum(bool(r.error) for r in res)
+                s = summarize(
+                    np.concatenate(gts),
+                    np.concatenate(ests),
+                    np.array(lats),
+                    method.name,
+                    protocol,
+                    method.device,
+                )
+                (args.out / label.split()[0] / f"{method_name}_{protocol}.json").write_text(
+                    json.dumps(s, indent=2)
+                )
+                rows.append((label, len(drives), s, fails))
+                print(
+                    f"{label:24s} {method_name:8s} {protocol:8s} n={s['n']:4d} "
+                    f"mean={s['position_error_m']['mean']:.2f} m median={s['position_error_m']['median']:.2f} m "
+                    f"yaw={s['yaw_error_deg']['median']:.2f} deg p50={s['latency_ms']['p50']:.0f} ms",
+                    flush=True,
+                )
+    if not args.no_write:
+        write_section("accuracy", table(rows, args))
+    return 0
+
+
+def table(rows, args) -> str:
+    cmd = "python benchmarks/accuracy.py" + (f" --towns {args.towns}" if args.towns else "")
+    lines = [
+        "## Localization accuracy and latency (DESIGN.md §6 protocol)",
+        "",
+        f"Command: `{cmd}` (after `source scripts/env.sh`). Synthetic: the held-out `test` split "
+        f"(`translocnet generate --split test`), every {args.every}th frame for `known`, every "
+        f"{args.every_unknown}th for `unknown`; helsinki-dev: all frames. Machine: {machine()}. "
+        f"Date: {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| data | method | protocol | n | pos. mean [m] | pos. median [m] | yaw mean [deg] | yaw median [deg] "
+        "| lat R@1m | lat R@5m | lon R@1m | lon R@5m | yaw R@1° | yaw R@5° | p50 [ms] | p95 [ms] | device | no estimate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, n_drives, s, fails in rows:
+        lines.append(
+            f"| {label} ({n_drives}) | {s['method']} | {s['protocol']} | {s['n']} "
+            f"| {s['position_error_m']['mean']:.2f} | {s['position_error_m']['median']:.2f} "
+            f"| {s['yaw_error_deg']['mean']:.2f} | {s['yaw_error_deg']['median']:.2f} "
+            f"| {s['lateral_recall']['1m']:.0%} | {s['lateral_recall']['5m']:.0%} "
+            f"| {s['longitudinal_recall']['1m']:.0%} | {s['longitudinal_recall']['5m']:.0%} "
+            f"| {s['yaw_recall']['1deg']:.0%} | {s['yaw_recall']['5deg']:.0%} "
+            f"| {s['latency_ms']['p50']:.0f} | {s['latency_ms']['p95']:.0f} | {s['device']} | {fails} |"
+        )
+    lines += ["", "`prior` returns the prior unchanged: the floor every method must beat."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
