@@ -11,6 +11,8 @@ for _tl_setup in "$_TL_ROOT/.ros_overlay/install/local_setup.bash" "$_TL_ROOT/in
     # shellcheck disable=SC1090
     [ -f "$_tl_setup" ] && source "$_tl_setup"
 done
+# The source tree wins over colcon's copies in build/, so edits take effect without a rebuild.
+export PYTHONPATH="$_TL_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 unset _TL_ROOT _tl_setup

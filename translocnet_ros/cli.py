@@ -14,6 +14,8 @@ COMMANDS = {
         "generate synthetic towns with orthophotos and KITTI-layout drives",
     ),
     "eval": ("translocnet_ros.evaluation.cli", "score a method on a drive with the DESIGN.md §6 protocol"),
+    "train": ("translocnet_ros.model.train", "train TransLocNet on the synthetic train split"),
+    "export": ("translocnet_ros.model.export", "export a checkpoint to TorchScript + metadata in models/"),
     "view": ("translocnet_ros.evaluation.view_cli", "draw a scan over the orthophoto at its true pose"),
 }
 

@@ -26,4 +26,8 @@ def make_method(name: str, **options) -> Localizer:
         return NccLocalizer()
     if name == "prior":
         return PriorLocalizer()
-    raise ValueError(f"unknown method '{name}' (known: ncc, prior)")
+    if name == "translocnet":
+        from translocnet_ros.localization.translocnet import TransLocNetLocalizer
+
+        return TransLocNetLocalizer(**options)
+    raise ValueError(f"unknown method '{name}' (known: translocnet, ncc, prior)")

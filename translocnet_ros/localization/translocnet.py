@@ -1,0 +1,99 @@
+"""TransLocNet inference from its TorchScript file: the localizer the node, eval and benchmarks share."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.localization.decode import decode_volume
+from translocnet_ros.localization.types import Estimate, ImagerySource, LocalizationError, SearchWindow
+from translocnet_ros.model.config import ModelConfig
+
+FORMAT = "translocnet-torchscript-1"
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "translocnet.pt"
+
+
+class ModelLoadError(RuntimeError):
+    """The model file or its metadata is missing, corrupt or does not match this code."""
+
+
+def load_model(path: str | Path, device: torch.device):
+    """TorchScript module + ModelConfig, after checking the metadata and the file's sha256."""
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if not path.is_file() or not meta_path.is_file():
+        raise ModelLoadError(f"model {path} or its metadata {meta_path.name} not found")
+    try:
+        meta = json.loads(meta_path.read_text())
+        cfg = ModelConfig(**meta["model"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{meta_path}: unreadable metadata ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise ModelLoadError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != meta.get("sha256"):
+        raise ModelLoadError(f"{path}: sha256 {digest[:12]}... does not match its metadata")
+    try:
+        module = torch.jit.load(str(path), map_location=device)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"{path}: not a loadable TorchScript file ({exc})") from exc
+    module.eval()
+    return module, cfg, meta
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device 'cuda' requested but CUDA is not available")
+    return torch.device(name)
+
+
+class TransLocNetLocalizer:
+    name = "translocnet"
+
+    def __init__(
+        self,
+        model_path: str | Path = DEFAULT_MODEL,
+        device: str = "auto",
+        yaw_step_deg: float = 1.0,
+        wide_yaw_step_deg: float = 2.5,
+        yaw_chunk: int = 24,
+    ):
+        self.torch_device = resolve_device(device)
+        self.device = self.torch_device.type
+        self.module, self.cfg, self.meta = load_model(model_path, self.torch_device)
+        self.yaw_step = np.radians(yaw_step_deg)
+        self.wide_yaw_step = np.radians(wide_yaw_step_deg)
+        self.yaw_chunk = yaw_chunk
+
+    def yaw_offsets(self, window: SearchWindow) -> np.ndarray:
+        if window.yaw_range_rad >= np.pi - 1e-6:
+            return np.arange(-np.pi, np.pi, self.wide_yaw_step)
+        n = int(np.floor(window.yaw_range_rad / self.yaw_step + 1e-9))
+        return np.arange(-n, n + 1) * self.yaw_step
+
+    @torch.no_grad()
+    def localize(
+        self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
+    ) -> Estimate:
+        if len(scan) < 500:
+            raise LocalizationError(f"scan has {len(scan)} points, need at least 500")
+        cfg = self.cfg
+        patch = imagery.patch(prior.x, prior.y, 2 * (window.radius_m + cfg.bev_radius_m), cfg.m_per_px)
+        if patch.valid.mean() < 0.5:
+            raise LocalizationError(f"prior is outside the imagery ({patch.reason})")
+        dev = self.torch_device
+        points = torch.from_numpy(np.ascontiguousarray(scan, dtype=np.float32)).to(dev)
+        aerial = torch.from_numpy(np.ascontiguousarray(patch.image.transpose(2, 0, 1))).to(dev)
+        mb, ma, observed = self.module.encode(points, aerial)
+        offsets = self.yaw_offsets(window)
+        yaws = torch.from_numpy((prior.yaw + offsets).astype(np.float32)).to(dev)
+        logits = torch.cat([self.module.score(mb, ma, observed, y) for y in yaws.split(self.yaw_chunk)])
+        volume = logits.cpu().numpy().astype(np.float64)
+        return decode_volume(volume, prior, offsets, cfg.m_per_px, (volume.shape[-1] - 1) / 2)

@@ -1,0 +1,1 @@
+"""TransLocNet: LiDAR BEV and aerial encoders, bidirectional cross-attention, likelihood over (x, y, yaw)."""

@@ -1,0 +1,28 @@
+"""Geometry and size of the model; saved beside the exported TorchScript and checked when it is loaded."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    m_per_px: float = 0.5  # resolution of both rasters and of the likelihood map
+    bev_radius_m: float = 32.0  # LiDAR template: a square of 2 * radius around the vehicle
+    bev_channels: int = 8
+    width: int = 24  # channels of the first encoder stage (doubling-ish per stage)
+    match_dim: int = 16  # per-cell matching feature size
+    attn_dim: int = 64
+    attn_heads: int = 4
+    ground_block_m: float = 4.0
+    max_height_m: float = 8.0
+
+    @property
+    def bev_px(self) -> int:
+        return int(round(2 * self.bev_radius_m / self.m_per_px))
+
+    def aerial_px(self, window_m: float) -> int:
+        return int(round(2 * (window_m + self.bev_radius_m) / self.m_per_px))
+
+    def to_dict(self) -> dict:
+        return asdict(self)

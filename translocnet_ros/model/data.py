@@ -1,0 +1,123 @@
+"""Training samples from synthetic towns: a rasterized scan, an aerial patch around a perturbed prior, and the
+cell of the true pose in the likelihood volume.
+
+Prior offsets are whole cells and whole yaw bins, so the true pose falls exactly on a cell of the volume and
+the NLL target needs no interpolation; the conv/FFT matching is translation-equivariant, so inference with
+sub-cell offsets and a wider window works the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from translocnet_ros.dataset.kitti import KittiDrive
+from translocnet_ros.dataset.ortho import GeoTiffSource
+from translocnet_ros.geo.crs import MapFrame
+from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.model.config import ModelConfig
+from translocnet_ros.model.rasterize import rasterize_bev
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    window_m: float = 12.0  # training search window (+-), smaller than at test time to save compute
+    yaw_bins: int = 21  # hypotheses around the prior ...
+    yaw_step_deg: float = 1.0  # ... this far apart
+    point_dropout: tuple[float, float] = (0.0, 0.3)
+    intensity_jitter: float = 0.2
+    color_jitter: float = 0.15
+    misregistration_m: float = 0.25  # imagery shifted against the labels by up to this much
+    augment: bool = True
+
+
+class TownFrames(Dataset):
+    """All frames of all drives under the given town folders."""
+
+    def __init__(self, towns: list[Path], model: ModelConfig, sample: SampleConfig, seed: int = 0):
+        self.model, self.sample, self.seed = model, sample, seed
+        self.items: list[tuple[int, int, Pose2D]] = []
+        self.drives: list[KittiDrive] = []
+        self.ortho_paths: list[Path] = []
+        self._sources: dict[int, GeoTiffSource] = {}
+        for town in towns:
+            src = GeoTiffSource(town / "ortho.tif")
+            for drive_dir in sorted(town.glob("drive_*")):
+                drive = KittiDrive(drive_dir)
+                gt = drive.ground_truth(MapFrame.from_any(src.crs))
+                d = len(self.drives)
+                self.drives.append(drive)
+                self.ortho_paths.append(town / "ortho.tif")
+                self.items += [(d, k, pose) for k, pose in enumerate(gt.poses)]
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def source(self, d: int) -> GeoTiffSource:
+        # opened lazily per worker process: GDAL handles must not cross a fork
+        if d not in self._sources:
+            self._sources[d] = GeoTiffSource(self.ortho_paths[d])
+        return self._sources[d]
+
+    def __getitem__(self, index: int) -> dict:
+        m, s = self.model, self.sample
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        d, k, gt = self.items[index]
+        drive = self.drives[d]
+        pts = drive.scan_base(drive.frames[k])
+        if s.augment:
+            keep = rng.random(len(pts)) >= rng.uniform(*s.point_dropout)
+            pts = pts[keep]
+            pts[:, 3] = np.clip(
+                pts[:, 3] * rng.uniform(1 - s.intensity_jitter, 1 + s.intensity_jitter)
+                + rng.normal(0, 0.02, len(pts)),
+                0,
+                1,
+            )
+        n_cells = int(round(s.window_m / m.m_per_px))
+        di, dj = rng.integers(-n_cells, n_cells + 1, 2)
+        half_bins = s.yaw_bins // 2
+        kb = int(rng.integers(0, s.yaw_bins))
+        # prior = truth moved by whole cells / bins: the truth sits at (kb, n_cells + di, n_cells + dj)
+        prior = Pose2D(
+            gt.x - dj * m.m_per_px,
+            gt.y + di * m.m_per_px,
+            gt.yaw - np.radians((kb - half_bins) * s.yaw_step_deg),
+        )
+        shift = rng.uniform(-s.misregistration_m, s.misregistration_m, 2) if s.augment else np.zeros(2)
+        patch = self.source(d).patch(
+            prior.x + shift[0], prior.y + shift[1], 2 * (s.window_m + m.bev_radius_m), m.m_per_px
+        )
+        img = patch.image
+        if s.augment:
+            img = jitter_colors(img, rng, s.color_jitter)
+        bev, observed = rasterize_bev(
+            torch.from_numpy(pts), m.bev_px, m.m_per_px, m.ground_block_m, m.max_height_m
+        )
+        yaws = prior.yaw + np.radians((np.arange(s.yaw_bins) - half_bins) * s.yaw_step_deg)
+        return {
+            "bev": bev,
+            "observed": observed,
+            "aerial": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
+            "yaws": torch.from_numpy(yaws.astype(np.float32)),
+            "target": torch.tensor([kb, n_cells + di, n_cells + dj]),
+            "true_yaw": torch.tensor(gt.yaw, dtype=torch.float32),
+        }
+
+
+def jitter_colors(img: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    """Brightness, contrast, saturation and a small hue shift: imagery from another camera, season, hour."""
+    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-8, 8) * amount / 0.15) % 180
+    hsv[..., 1] *= rng.uniform(1 - 2 * amount, 1 + 2 * amount)
+    out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+    out = (out - out.mean()) * rng.uniform(1 - amount, 1 + amount) + out.mean() * rng.uniform(
+        1 - amount, 1 + amount
+    )
+    return np.clip(out, 0, 255).astype(np.uint8)

@@ -1,0 +1,68 @@
+"""`translocnet export`: checkpoint -> TorchScript file + metadata JSON (in models/ by default).
+
+The metadata carries what a loader must agree with (resolutions, template size, channels), where the
+weights came from (training towns, steps, validation figures) and the sha256 of the TorchScript file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from translocnet_ros.model.config import ModelConfig
+from translocnet_ros.model.network import TransLocNet
+
+FORMAT = "translocnet-torchscript-1"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, default=Path("runs/train/translocnet/best.pt"))
+    p.add_argument("--out", type=Path, default=Path("models/translocnet.pt"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export(checkpoint: Path, out: Path) -> dict:
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    meta = ck["meta"]
+    cfg = ModelConfig(**meta["model"])
+    net = TransLocNet(cfg, cross_attention=meta["attention"])
+    net.load_state_dict(ck["model"])
+    net.eval()
+    scripted = torch.jit.script(net)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scripted.save(str(out))
+    info = {
+        "format": FORMAT,
+        "model": cfg.to_dict(),
+        "attention": meta["attention"],
+        "infonce_weight": meta["infonce_weight"],
+        "trained": {
+            "steps": ck["step"],
+            "best_val_mean_m": ck["best"],
+            "train_towns": meta["train_towns"],
+            "val_towns": meta["val_towns"],
+            "sample": meta["sample"],
+        },
+        "exported": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "sha256": sha256(out),
+    }
+    out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def run(args) -> int:
+    info = export(args.checkpoint, args.out)
+    size = args.out.stat().st_size / 1e6
+    print(
+        f"[export] {args.out} ({size:.1f} MB, sha256 {info['sha256'][:12]}...), metadata {args.out.with_suffix('.json')}"
+    )
+    return 0

@@ -1,0 +1,49 @@
+"""Training losses: NLL of the true pose in the likelihood volume, and InfoNCE between co-located cells."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from translocnet_ros.model.network import rotate
+
+
+def volume_nll(logits: torch.Tensor, k: int, i: int, j: int) -> torch.Tensor:
+    """-log p(true yaw bin k, row i, col j) under the softmax over the whole (K, H, W) volume."""
+    return torch.logsumexp(logits.flatten(), 0) - logits[k, i, j]
+
+
+def info_nce(
+    mb: torch.Tensor,
+    ma: torch.Tensor,
+    observed: torch.Tensor,
+    true_yaw: torch.Tensor,
+    i: int,
+    j: int,
+    n_cells: int = 128,
+    tau: float = 0.07,
+    hard_px: tuple[int, int] = (4, 12),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Pull each observed LiDAR cell's feature to the aerial feature at the same world point; push it from the
+    other sampled points and from hard negatives a few metres away (as in Sample4Geo).
+
+    mb (1, D, S, S) vehicle-aligned, ma (D, A, A) north-up, template top-left at aerial (i, j)."""
+    s = mb.shape[-1]
+    lb = rotate(mb, true_yaw.view(1))[0]
+    mask = rotate(observed, true_yaw.view(1))[0, 0] > 0.5
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    if rows.numel() < 8:
+        return mb.sum() * 0.0
+    pick = torch.randperm(rows.numel(), generator=generator)[:n_cells]
+    rows, cols = rows[pick], cols[pick]
+    anchors = F.normalize(lb[:, rows, cols].T, dim=1)
+    pos = ma[:, rows + i, cols + j].T
+    ang = torch.rand(rows.numel(), generator=generator) * 2 * torch.pi
+    rad = torch.randint(hard_px[0], hard_px[1] + 1, (rows.numel(),), generator=generator)
+    a = ma.shape[-1]
+    hr = (rows + i + (rad * ang.sin()).round().long()).clamp(0, a - 1)
+    hc = (cols + j + (rad * ang.cos()).round().long()).clamp(0, a - 1)
+    neg = ma[:, hr, hc].T
+    logits = anchors @ torch.cat([pos, neg]).T / tau
+    return F.cross_entropy(logits, torch.arange(rows.numel()))

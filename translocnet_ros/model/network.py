@@ -1,0 +1,251 @@
+r"""The TransLocNet network.
+
+    bev  (B, 8, S, S)  --BEV encoder---\                                   /--> BEV matching features
+                                        >-- bidirectional cross-attention <
+    aerial (B, 3, A, A) --aerial encoder/   (coarse tokens, 2-D sine PE)   \--> aerial matching features
+
+The BEV features are rotated to each yaw hypothesis and correlated (FFT) with the aerial features over the
+search window: the result, softmax-normalized over (yaw, y, x), is the likelihood volume.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from translocnet_ros.model.config import ModelConfig
+from translocnet_ros.model.rasterize import rasterize_bev
+
+
+def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Encoder(nn.Module):
+    """U-Net-lite: three downsamplings to coarse tokens (8 cells = 4 m), then back up to full resolution."""
+
+    def __init__(self, cin: int, width: int, attn_dim: int, out_dim: int):
+        super().__init__()
+        w = [width, width * 2, width * 3, attn_dim]
+        self.stem = conv_block(cin, w[0])
+        self.down = nn.ModuleList([conv_block(w[i], w[i + 1], 2) for i in range(3)])
+        self.up = nn.ModuleList([conv_block(w[i + 1] + w[i], w[i]) for i in (2, 1, 0)])
+        self.head = nn.Conv2d(w[0], out_dim, 1)
+
+    def down_path(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = [self.stem(x)]
+        for d in self.down:
+            feats.append(d(feats[-1]))
+        return feats
+
+    def up_path(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        x = feats[3]
+        for k, up in enumerate(self.up):
+            skip = feats[2 - k]
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = up(torch.cat([x, skip], dim=1))
+        return self.head(x)
+
+
+def sine_pe(h: int, w: int, dim: int, cell_m: float, device: torch.device) -> torch.Tensor:
+    """(h * w, dim) 2-D sinusoidal encoding of each token's metric position relative to the map centre."""
+    ys = (torch.arange(h, device=device, dtype=torch.float32) - (h - 1) / 2) * cell_m
+    xs = (torch.arange(w, device=device, dtype=torch.float32) - (w - 1) / 2) * cell_m
+    q = dim // 4
+    freq = torch.exp(torch.arange(q, device=device, dtype=torch.float32) * (-math.log(1000.0) / q)) / 4.0
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    px = xx.reshape(-1, 1) * freq
+    py = yy.reshape(-1, 1) * freq
+    return torch.cat([px.sin(), px.cos(), py.sin(), py.cos()], dim=1)
+
+
+class CrossBlock(nn.Module):
+    """queries attend to context, then a feed-forward layer (pre-norm, residual)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.nq, self.nc, self.nf = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(
+        self, q: torch.Tensor, q_pe: torch.Tensor, c: torch.Tensor, c_pe: torch.Tensor
+    ) -> torch.Tensor:
+        cn = self.nc(c)
+        q = q + self.attn(self.nq(q) + q_pe, cn + c_pe, cn, need_weights=False)[0]
+        return q + self.ff(self.nf(q))
+
+
+class BidirectionalCrossAttention(nn.Module):
+    """LiDAR tokens read the aerial context, then aerial tokens read the updated LiDAR tokens."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.lidar_from_aerial = CrossBlock(dim, heads)
+        self.aerial_from_lidar = CrossBlock(dim, heads)
+
+    def forward(self, lidar: torch.Tensor, aerial: torch.Tensor, cell_m: float):
+        b, c, hl, wl = lidar.shape
+        ha, wa = aerial.shape[-2:]
+        pl = sine_pe(hl, wl, c, cell_m, lidar.device)[None]
+        pa = sine_pe(ha, wa, c, cell_m, aerial.device)[None]
+        tl = lidar.flatten(2).transpose(1, 2)
+        ta = aerial.flatten(2).transpose(1, 2)
+        tl = self.lidar_from_aerial(tl, pl, ta, pa)
+        ta = self.aerial_from_lidar(ta, pa, tl, pl)
+        return tl.transpose(1, 2).reshape(b, c, hl, wl), ta.transpose(1, 2).reshape(b, c, ha, wa)
+
+
+def rotate(x: torch.Tensor, yaws: torch.Tensor) -> torch.Tensor:
+    """Rotate a vehicle-aligned map (1, C, S, S) counter-clockwise (map frame) by each yaw -> (K, C, S, S)."""
+    c, s = torch.cos(yaws), torch.sin(yaws)
+    z = torch.zeros_like(c)
+    theta = torch.stack([torch.stack([c, -s, z], 1), torch.stack([s, c, z], 1)], 1)
+    grid = F.affine_grid(theta, [yaws.shape[0], x.shape[1], x.shape[2], x.shape[3]], align_corners=False)
+    return F.grid_sample(x.expand(yaws.shape[0], -1, -1, -1), grid, mode="bilinear", align_corners=False)
+
+
+def correlate(aerial: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+    """Valid cross-correlation by FFT: aerial (C, A, A), templates (K, C, S, S) -> (K, A - S + 1, A - S + 1)."""
+    a = aerial.shape[-1]
+    s = templates.shape[-1]
+    fa = torch.fft.rfft2(aerial, s=(a, a))
+    ft = torch.fft.rfft2(templates, s=(a, a))
+    corr = torch.fft.irfft2((fa[None] * ft.conj()).sum(1), s=(a, a))
+    return corr[:, : a - s + 1, : a - s + 1]
+
+
+class TransLocNet(nn.Module):
+    def __init__(self, cfg: ModelConfig, cross_attention: bool = True):
+        super().__init__()
+        self.m_per_px = cfg.m_per_px
+        self.bev_px = cfg.bev_px
+        self.ground_block_m = cfg.ground_block_m
+        self.max_height_m = cfg.max_height_m
+        self.use_attention = cross_attention
+        self.bev_encoder = Encoder(cfg.bev_channels, cfg.width, cfg.attn_dim, cfg.match_dim)
+        self.aerial_encoder = Encoder(3, cfg.width, cfg.attn_dim, cfg.match_dim)
+        self.cross = BidirectionalCrossAttention(cfg.attn_dim, cfg.attn_heads)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.register_buffer("rgb_mean", torch.tensor([0.45, 0.45, 0.42]).view(1, 3, 1, 1))
+        self.register_buffer("rgb_std", torch.tensor([0.22, 0.21, 0.21]).view(1, 3, 1, 1))
+
+    def features(self, bev: torch.Tensor, aerial_rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Matching features: bev (B, 8, S, S), aerial_rgb (B, 3, A, A) uint8 -> L2-normalized maps."""
+        aerial = (aerial_rgb.float() / 255.0 - self.rgb_mean) / self.rgb_std
+        fb = self.bev_encoder.down_path(bev)
+        fa = self.aerial_encoder.down_path(aerial)
+        if self.use_attention:
+            fb[3], fa[3] = self.cross(fb[3], fa[3], self.m_per_px * 8.0)
+        mb = F.normalize(self.bev_encoder.up_path(fb), dim=1)
+        ma = F.normalize(self.aerial_encoder.up_path(fa), dim=1)
+        return mb, ma
+
+    def forward(
+        self, q: torch.Tensor, q_pe: torch.Tensor, c: torch.Tensor, c_pe: torch.Tensor
+    ) -> torch.Tensor:
+        cn = self.nc(c)
+        q = q + self.attn(self.nq(q) + q_pe, cn + c_pe, cn, need_weights=False)[0]
+        return q + self.ff(self.nf(q))
+
+
+class BidirectionalCrossAttention(nn.Module):
+    """LiDAR tokens read the aerial context, then aerial tokens read the updated LiDAR tokens."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.lidar_from_aerial = CrossBlock(dim, heads)
+        self.aerial_from_lidar = CrossBlock(dim, heads)
+
+    def forward(self, lidar: torch.Tensor, aerial: torch.Tensor, cell_m: float):
+        b, c, hl, wl = lidar.shape
+        ha, wa = aerial.shape[-2:]
+        pl = sine_pe(hl, wl, c, cell_m, lidar.device)[None]
+        pa = sine_pe(ha, wa, c, cell_m, aerial.device)[None]
+        tl = lidar.flatten(2).transpose(1, 2)
+        ta = aerial.flatten(2).transpose(1, 2)
+        tl = self.lidar_from_aerial(tl, pl, ta, pa)
+        ta = self.aerial_from_lidar(ta, pa, tl, pl)
+        return tl.transpose(1, 2).reshape(b, c, hl, wl), ta.transpose(1, 2).reshape(b, c, ha, wa)
+
+
+def rotate(x: torch.Tensor, yaws: torch.Tensor) -> torch.Tensor:
+    """Rotate a vehicle-aligned map (1, C, S, S) counter-clockwise (map frame) by each yaw -> (K, C, S, S)."""
+    c, s = torch.cos(yaws), torch.sin(yaws)
+    z = torch.zeros_like(c)
+    theta = torch.stack([torch.stack([c, -s, z], 1), torch.stack([s, c, z], 1)], 1)
+    grid = F.affine_grid(theta, [yaws.shape[0], x.shape[1], x.shape[2], x.shape[3]], align_corners=False)
+    return F.grid_sample(x.expand(yaws.shape[0], -1, -1, -1), grid, mode="bilinear", align_corners=False)
+
+
+def correlate(aerial: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+    """Valid cross-correlation by FFT: aerial (C, A, A), templates (K, C, S, S) -> (K, A - S + 1, A - S + 1)."""
+    a = aerial.shape[-1]
+    s = templates.shape[-1]
+    fa = torch.fft.rfft2(aerial, s=(a, a))
+    ft = torch.fft.rfft2(templates, s=(a, a))
+    corr = torch.fft.irfft2((fa[None] * ft.conj()).sum(1), s=(a, a))
+    return corr[:, : a - s + 1, : a - s + 1]
+
+
+class TransLocNet(nn.Module):
+    def __init__(self, cfg: ModelConfig, cross_attention: bool = True):
+        super().__init__()
+        self.m_per_px = cfg.m_per_px
+        self.bev_px = cfg.bev_px
+        self.ground_block_m = cfg.ground_block_m
+        self.max_height_m = cfg.max_height_m
+        self.use_attention = cross_attention
+        self.bev_encoder = Encoder(cfg.bev_channels, cfg.width, cfg.attn_dim, cfg.match_dim)
+        self.aerial_encoder = Encoder(3, cfg.width, cfg.attn_dim, cfg.match_dim)
+        self.cross = BidirectionalCrossAttention(cfg.attn_dim, cfg.attn_heads)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.register_buffer("rgb_mean", torch.tensor([0.45, 0.45, 0.42]).view(1, 3, 1, 1))
+        self.register_buffer("rgb_std", torch.tensor([0.22, 0.21, 0.21]).view(1, 3, 1, 1))
+
+    def features(self, bev: torch.Tensor, aerial_rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Matching features: bev (B, 8, S, S), aerial_rgb (B, 3, A, A) uint8 -> L2-normalized maps."""
+        aerial = (aerial_rgb.float() / 255.0 - self.rgb_mean) / self.rgb_std
+        fb = self.bev_encoder.down_path(bev)
+        fa = self.aerial_encoder.down_path(aerial)
+        if self.use_attention:
+            fb[3], fa[3] = self.cross(fb[3], fa[3], self.m_per_px * 8.0)
+        mb = F.normalize(self.bev_encoder.up_path(fb), dim=1)
+        ma = F.normalize(self.aerial_encoder.up_path(fa), dim=1)
+        return mb, ma
+
+    @torch.jit.export
+    def encode(
+        self, points: torch.Tensor, aerial_rgb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One scan (N, 4) in base_link and one aerial patch (3, A, A) uint8 -> (bev feats, aerial feats, mask)."""
+        bev, observed = rasterize_bev(
+            points, self.bev_px, self.m_per_px, self.ground_block_m, self.max_height_m
+        )
+        mb, ma = self.features(bev[None], aerial_rgb[None])
+        return mb, ma[0], observed[None]
+
+    @torch.jit.export
+    def score(
+        self, mb: torch.Tensor, ma: torch.Tensor, observed: torch.Tensor, yaws: torch.Tensor
+    ) -> torch.Tensor:
+        """Unnormalized log-likelihood (K, H, W) over absolute yaw hypotheses and positions in the window."""
+        templates = rotate(mb * observed, yaws)
+        count = rotate(observed, yaws).sum(dim=(1, 2, 3)).clamp(min=1.0)
+        return correlate(ma, templates) / count.view(-1, 1, 1) * self.log_scale.exp() * 10.0
+
+    def forward(self, points: torch.Tensor, aerial_rgb: torch.Tensor, yaws: torch.Tensor) -> torch.Tensor:
+        """One scan (N, 4) base_link, aerial (3, A, A) uint8 north-up centred on the prior, absolute yaw
+        hypotheses (K,) -> logits (K, A - S + 1, A - S + 1)."""
+        mb, ma, observed = self.encode(points, aerial_rgb)
+        return self.score(mb, ma, observed, yaws)

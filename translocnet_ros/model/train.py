@@ -1,0 +1,267 @@
+"""`translocnet train`: resumable training on the synthetic train split, validated on the val split.
+
+Loss = NLL of the true pose in the likelihood volume + w * InfoNCE. Writes, under --out: last.pt and best.pt
+checkpoints, log.csv (train and val rows) and curves.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.localization.decode import decode_volume
+from translocnet_ros.model.config import ModelConfig
+from translocnet_ros.model.data import SampleConfig, TownFrames
+from translocnet_ros.model.losses import info_nce, volume_nll
+from translocnet_ros.model.network import TransLocNet
+from translocnet_ros.synth.cli import build
+from translocnet_ros.synth.splits import split_towns
+
+LOG_FIELDS = [
+    "step",
+    "epoch",
+    "loss",
+    "nll",
+    "infonce",
+    "lr",
+    "sec_per_step",
+    "val_nll",
+    "val_mean_m",
+    "val_median_m",
+]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=Path("data/synth"), help="folder holding the train/val towns")
+    p.add_argument("--out", type=Path, default=Path("runs/train/translocnet"))
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument(
+        "--infonce-weight", type=float, default=0.3, help="0 disables the contrastive head (ablation)"
+    )
+    p.add_argument("--no-attention", action="store_true", help="ablation: no cross-attention")
+    p.add_argument("--train-towns", type=int, default=None, help="use only the first N train towns")
+    p.add_argument("--val-towns", type=int, default=None)
+    p.add_argument("--val-samples", type=int, default=48)
+    p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def batch_losses(net: TransLocNet, batch: dict, infonce_weight: float, gen: torch.Generator | None):
+    mb, ma = net.features(batch["bev"], batch["aerial"])
+    nll, nce = [], []
+    for b in range(mb.shape[0]):
+        k, i, j = (int(v) for v in batch["target"][b])
+        logits = net.score(mb[b : b + 1], ma[b], batch["observed"][b : b + 1], batch["yaws"][b])
+        nll.append(volume_nll(logits, k, i, j))
+        if infonce_weight > 0:
+            nce.append(
+                info_nce(
+                    mb[b : b + 1],
+                    ma[b],
+                    batch["observed"][b : b + 1],
+                    batch["true_yaw"][b],
+                    i,
+                    j,
+                    generator=gen,
+                )
+            )
+    nll_t = torch.stack(nll).mean()
+    nce_t = torch.stack(nce).mean() if nce else torch.zeros((), device=nll_t.device)
+    return nll_t + infonce_weight * nce_t, nll_t, nce_t
+
+
+@torch.no_grad()
+def validate(net: TransLocNet, loader: DataLoader, m_per_px: float, device) -> dict:
+    net.eval()
+    nlls, errs = [], []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        mb, ma = net.features(batch["bev"], batch["aerial"])
+        for b in range(mb.shape[0]):
+            k, i, j = (int(v) for v in batch["target"][b])
+            logits = net.score(mb[b : b + 1], ma[b], batch["observed"][b : b + 1], batch["yaws"][b])
+            nlls.append(float(volume_nll(logits, k, i, j)))
+            centre = (logits.shape[-1] - 1) / 2
+            yaws = batch["yaws"][b].cpu().numpy()
+            est = decode_volume(
+                logits.cpu().numpy(),
+                Pose2D(0.0, 0.0, float(yaws[len(yaws) // 2])),
+                yaws - yaws[len(yaws) // 2],
+                m_per_px,
+                centre,
+            )
+            gx, gy = (j - centre) * m_per_px, -(i - centre) * m_per_px
+            errs.append(math.hypot(est.pose.x - gx, est.pose.y - gy))
+    net.train()
+    return {
+        "val_nll": float(np.mean(nlls)),
+        "val_mean_m": float(np.mean(errs)),
+        "val_median_m": float(np.median(errs)),
+    }
+
+
+def plot_curves(log_path: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_path) as f:
+        rows = list(csv.DictReader(f))
+    tr = [r for r in rows if r["loss"]]
+    va = [r for r in rows if r["val_nll"]]
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
+    if tr:
+        s = np.array([float(r["step"]) for r in tr])
+        for key in ("loss", "nll", "infonce"):
+            v = np.array([float(r[key]) for r in tr])
+            k = max(len(v) // 50, 1)
+            ax[0].plot(s[k - 1 :], np.convolve(v, np.ones(k) / k, "valid"), label=key)
+    if va:
+        ax[0].plot([float(r["step"]) for r in va], [float(r["val_nll"]) for r in va], "o-", label="val nll")
+        s = [float(r["step"]) for r in va]
+        ax[1].plot(s, [float(r["val_mean_m"]) for r in va], "o-", label="val mean error [m]")
+        ax[1].plot(s, [float(r["val_median_m"]) for r in va], "o-", label="val median error [m]")
+        ax[1].set_yscale("log")
+    for a in ax:
+        a.set_xlabel("step")
+        a.grid(alpha=0.3)
+        a.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    mcfg = ModelConfig()
+    scfg = SampleConfig()
+    train_towns = [(args.data / n, s) for n, s in split_towns("train", args.train_towns)]
+    val_towns = [(args.data / n, s) for n, s in split_towns("val", args.val_towns)]
+    build(train_towns + val_towns, force=False)
+    train_set = TownFrames([t for t, _ in train_towns], mcfg, scfg, seed=args.seed)
+    val_full = TownFrames([t for t, _ in val_towns], mcfg, replace(scfg, augment=False), seed=12345)
+    pick = np.random.default_rng(0).choice(len(val_full), min(args.val_samples, len(val_full)), replace=False)
+    val_loader = DataLoader(Subset(val_full, sorted(pick.tolist())), batch_size=4, num_workers=0)
+
+    net = TransLocNet(mcfg, cross_attention=not args.no_attention).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
+    args.out.mkdir(parents=True, exist_ok=True)
+    last, best_path, log_path = args.out / "last.pt", args.out / "best.pt", args.out / "log.csv"
+    step, epoch, best = 0, 0, float("inf")
+    if last.exists():  # resume
+        ck = torch.load(last, map_location=device, weights_only=False)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        step, epoch, best = ck["step"], ck["epoch"], ck["best"]
+        print(f"[train] resumed from {last} at step {step}")
+    else:
+        with open(log_path, "w", newline="") as f:
+            csv.DictWriter(f, LOG_FIELDS).writeheader()
+    meta = {
+        "model": mcfg.to_dict(),
+        "sample": asdict(scfg),
+        "attention": not args.no_attention,
+        "infonce_weight": args.infonce_weight,
+        "train_towns": [t.name for t, _ in train_towns],
+        "val_towns": [t.name for t, _ in val_towns],
+        "steps": args.steps,
+        "batch": args.batch,
+        "lr": args.lr,
+    }
+    (args.out / "config.json").write_text(json.dumps(meta, indent=2))
+
+    def save(path: Path) -> None:
+        torch.save(
+            {
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "step": step,
+                "epoch": epoch,
+                "best": best,
+                "meta": meta,
+            },
+            path,
+        )
+
+    gen = torch.Generator().manual_seed(args.seed)
+    bar = tqdm(total=args.steps, initial=step, disable=args.quiet, desc="train", unit="step")
+    net.train()
+    while step < args.steps:
+        train_set.epoch = epoch
+        loader = DataLoader(
+            train_set,
+            batch_size=args.batch,
+            shuffle=True,
+            num_workers=args.workers,
+            generator=torch.Generator().manual_seed(args.seed * 1000 + epoch),
+            drop_last=True,
+            persistent_workers=False,
+        )
+        for batch in loader:
+            t0 = time.perf_counter()
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss, nll, nce = batch_losses(net, batch, args.infonce_weight, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            step += 1
+            row = {
+                "step": step,
+                "epoch": epoch,
+                "loss": f"{loss.item():.4f}",
+                "nll": f"{nll.item():.4f}",
+                "infonce": f"{nce.item():.4f}",
+                "lr": f"{sched.get_last_lr()[0]:.3g}",
+                "sec_per_step": f"{time.perf_counter() - t0:.3f}",
+            }
+            if step % args.val_every == 0 or step == args.steps:
+                v = validate(net, val_loader, mcfg.m_per_px, device)
+                row.update({k: f"{x:.4f}" for k, x in v.items()})
+                if v["val_mean_m"] < best:
+                    best = v["val_mean_m"]
+                    save(best_path)
+                save(last)
+            with open(log_path, "a", newline="") as f:
+                csv.DictWriter(f, LOG_FIELDS).writerow(row)
+            if "val_nll" in row:
+                plot_curves(log_path, args.out / "curves.png")
+                bar.write(
+                    f"[train] step {step}: val mean {row['val_mean_m']} m, median {row['val_median_m']} m, "
+                    f"nll {row['val_nll']}"
+                )
+            bar.set_postfix(loss=row["loss"], nll=row["nll"], nce=row["infonce"])
+            bar.update(1)
+            if step >= args.steps:
+                break
+        epoch += 1
+    bar.close()
+    return 0
