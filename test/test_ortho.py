@@ -37,12 +37,12 @@ def centroid(patch):
     w = patch.image[..., 0].astype(float)
     rows, cols = np.indices(w.shape)
     c, r = (cols + 0.5) * w, (rows + 0.5) * w  # continuous coordinates of pixel centres
-    return patch.transform * (c.sum() / w.sum(), r.sum() / w.sum())
+    return patch.transform @ (c.sum() / w.sum(), r.sum() / w.sum())
 
 
 def test_patch_transform_centre_convention():
     t = patch_transform(100.0, 200.0, 10, 0.5)
-    assert t * (5, 5) == pytest.approx((100.0, 200.0))  # even size: centre on the shared corner
+    assert t @ (5, 5) == pytest.approx((100.0, 200.0))  # even size: centre on the shared corner
     assert t.a == 0.5 and t.e == -0.5
 
 

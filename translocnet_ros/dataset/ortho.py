@@ -33,11 +33,6 @@ class GeoPatch:
     def m_per_px(self) -> float:
         return float(self.transform.a)
 
-    def world_to_pixel(self, x, y):
-        """Continuous (col, row) of map points, pixel centres at integer + 0.5."""
-        col, row = ~self.transform * (np.asarray(x, float), np.asarray(y, float))
-        return col, row
-
 
 def patch_transform(cx: float, cy: float, size_px: int, m_per_px: float) -> Affine:
     """Geotransform of a square north-up patch centred on (cx, cy): the centre lies on the corner shared by
@@ -69,7 +64,7 @@ class GeoTiffSource:
     def _inside(self, dst_t: Affine, n: int) -> np.ndarray:
         """Which patch pixel centres fall inside the source raster."""
         cols, rows = np.meshgrid(np.arange(n) + 0.5, np.arange(n) + 0.5)
-        x, y = dst_t * (cols, rows)
+        x, y = dst_t @ (cols, rows)
         sx, sy = self._to_src.transform(x, y)
         b = self._ds.bounds
         return (sx >= b.left) & (sx <= b.right) & (sy >= b.bottom) & (sy <= b.top)

@@ -19,7 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drive", required=True, type=Path, help="drive folder in the KITTI raw layout")
     p.add_argument("--ortho", required=True, type=Path, help="GeoTIFF orthophoto covering the drive")
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="known")
-    p.add_argument("--method", default="ncc", help="ncc | prior")
+    p.add_argument("--method", default="ncc", help="translocnet | ncc | prior")
+    p.add_argument(
+        "--model", type=Path, default=None, help="TorchScript model (translocnet; default models/)"
+    )
+    p.add_argument("--device", default="auto", help="translocnet: auto | cpu | cuda")
     p.add_argument(
         "--out", required=True, type=Path, help="results JSON; <out>.frames.csv and <out>.png beside it"
     )
@@ -34,7 +38,8 @@ def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     drive = KittiDrive(args.drive)
     imagery = GeoTiffSource(args.ortho)
-    method = make_method(args.method)
+    options = {"device": args.device, **({"model_path": args.model} if args.model else {})}
+    method = make_method(args.method, **options)
     gt, results = run_protocol(
         method,
         drive,

@@ -20,6 +20,7 @@ class PriorLocalizer:
 
 
 def make_method(name: str, **options) -> Localizer:
+    """options go to the learned method (model_path, device); the classic ones take none."""
     if name == "ncc":
         from translocnet_ros.localization.ncc import NccLocalizer
 

@@ -22,7 +22,7 @@ from translocnet_ros.localization.types import Estimate, ImagerySource, Localiza
 @dataclass(frozen=True)
 class NccConfig:
     m_per_px: float = 0.5
-    template_radius_m: float = 40.0
+    template_radius_m: float = 50.0
     yaw_step_deg: float = 1.0  # known-yaw search
     coarse_yaw_step_deg: float = 3.0  # wide (unknown-yaw) search, refined around the best yaws
     structure_weight: float = 1.0

@@ -96,4 +96,4 @@ class TransLocNetLocalizer:
         yaws = torch.from_numpy((prior.yaw + offsets).astype(np.float32)).to(dev)
         logits = torch.cat([self.module.score(mb, ma, observed, y) for y in yaws.split(self.yaw_chunk)])
         volume = logits.cpu().numpy().astype(np.float64)
-        return decode_volume(volume, prior, offsets, cfg.m_per_px, (volume.shape[-1] - 1) / 2)
+        return decode_volume(volume, prior, offsets, cfg.out_m_per_px, (volume.shape[-1] - 1) / 2)

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class ModelConfig:
-    m_per_px: float = 0.5  # resolution of both rasters and of the likelihood map
+    m_per_px: float = 0.5  # resolution of the input rasters (LiDAR BEV, aerial patch)
+    stride: int = 2  # features and the likelihood map are this much coarser (1 m), refined sub-cell
     bev_radius_m: float = 32.0  # LiDAR template: a square of 2 * radius around the vehicle
     bev_channels: int = 8
     width: int = 24  # channels of the first encoder stage (doubling-ish per stage)
@@ -16,6 +17,10 @@ class ModelConfig:
     attn_heads: int = 4
     ground_block_m: float = 4.0
     max_height_m: float = 8.0
+
+    @property
+    def out_m_per_px(self) -> float:
+        return self.m_per_px * self.stride
 
     @property
     def bev_px(self) -> int:

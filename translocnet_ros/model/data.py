@@ -80,7 +80,8 @@ class TownFrames(Dataset):
                 0,
                 1,
             )
-        n_cells = int(round(s.window_m / m.m_per_px))
+        res = m.out_m_per_px
+        n_cells = int(round(s.window_m / res))
         di, dj = rng.integers(-n_cells, n_cells + 1, 2)
         half_bins = s.yaw_bins // 2
         kb = int(rng.integers(0, s.yaw_bins))

@@ -29,7 +29,6 @@ def info_nce(
     other sampled points and from hard negatives a few metres away (as in Sample4Geo).
 
     mb (1, D, S, S) vehicle-aligned, ma (D, A, A) north-up, template top-left at aerial (i, j)."""
-    s = mb.shape[-1]
     lb = rotate(mb, true_yaw.view(1))[0]
     mask = rotate(observed, true_yaw.view(1))[0, 0] > 0.5
     rows, cols = torch.nonzero(mask, as_tuple=True)

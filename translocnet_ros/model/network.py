@@ -20,26 +20,23 @@ from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.rasterize import rasterize_bev
 
 
-def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
     )
 
 
 class Encoder(nn.Module):
-    """U-Net-lite: three downsamplings to coarse tokens (8 cells = 4 m), then back up to full resolution."""
+    """U-Net-lite: input at 0.5 m, output features at 1 m (stride 2), coarse tokens at 4 m for attention."""
 
     def __init__(self, cin: int, width: int, attn_dim: int, out_dim: int):
         super().__init__()
-        w = [width, width * 2, width * 3, attn_dim]
-        self.stem = conv_block(cin, w[0])
-        self.down = nn.ModuleList([conv_block(w[i], w[i + 1], 2) for i in range(3)])
-        self.up = nn.ModuleList([conv_block(w[i + 1] + w[i], w[i]) for i in (2, 1, 0)])
+        w = [width, 2 * width, attn_dim]
+        self.stem = nn.Sequential(conv_bn(cin, w[0], 2), conv_bn(w[0], w[0]))
+        self.down = nn.ModuleList(
+            [nn.Sequential(conv_bn(w[i], w[i + 1], 2), conv_bn(w[i + 1], w[i + 1])) for i in range(2)]
+        )
+        self.up = nn.ModuleList([conv_bn(w[i + 1] + w[i], w[i]) for i in (1, 0)])
         self.head = nn.Conv2d(w[0], out_dim, 1)
 
     def down_path(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -49,9 +46,9 @@ class Encoder(nn.Module):
         return feats
 
     def up_path(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        x = feats[3]
+        x = feats[2]
         for k, up in enumerate(self.up):
-            skip = feats[2 - k]
+            skip = feats[1 - k]
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = up(torch.cat([x, skip], dim=1))
         return self.head(x)
@@ -121,7 +118,12 @@ def correlate(aerial: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
     s = templates.shape[-1]
     fa = torch.fft.rfft2(aerial, s=(a, a))
     ft = torch.fft.rfft2(templates, s=(a, a))
-    corr = torch.fft.irfft2((fa[None] * ft.conj()).sum(1), s=(a, a))
+    corr = torch.fft.irfft2(
+        torch.einsum("cf,kcf->kf", fa.flatten(1), ft.conj().flatten(2)).view(
+            templates.shape[0], a, a // 2 + 1
+        ),
+        s=(a, a),
+    )
     return corr[:, : a - s + 1, : a - s + 1]
 
 
@@ -130,6 +132,7 @@ class TransLocNet(nn.Module):
         super().__init__()
         self.m_per_px = cfg.m_per_px
         self.bev_px = cfg.bev_px
+        self.stride = cfg.stride
         self.ground_block_m = cfg.ground_block_m
         self.max_height_m = cfg.max_height_m
         self.use_attention = cross_attention
@@ -146,80 +149,7 @@ class TransLocNet(nn.Module):
         fb = self.bev_encoder.down_path(bev)
         fa = self.aerial_encoder.down_path(aerial)
         if self.use_attention:
-            fb[3], fa[3] = self.cross(fb[3], fa[3], self.m_per_px * 8.0)
-        mb = F.normalize(self.bev_encoder.up_path(fb), dim=1)
-        ma = F.normalize(self.aerial_encoder.up_path(fa), dim=1)
-        return mb, ma
-
-    def forward(
-        self, q: torch.Tensor, q_pe: torch.Tensor, c: torch.Tensor, c_pe: torch.Tensor
-    ) -> torch.Tensor:
-        cn = self.nc(c)
-        q = q + self.attn(self.nq(q) + q_pe, cn + c_pe, cn, need_weights=False)[0]
-        return q + self.ff(self.nf(q))
-
-
-class BidirectionalCrossAttention(nn.Module):
-    """LiDAR tokens read the aerial context, then aerial tokens read the updated LiDAR tokens."""
-
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.lidar_from_aerial = CrossBlock(dim, heads)
-        self.aerial_from_lidar = CrossBlock(dim, heads)
-
-    def forward(self, lidar: torch.Tensor, aerial: torch.Tensor, cell_m: float):
-        b, c, hl, wl = lidar.shape
-        ha, wa = aerial.shape[-2:]
-        pl = sine_pe(hl, wl, c, cell_m, lidar.device)[None]
-        pa = sine_pe(ha, wa, c, cell_m, aerial.device)[None]
-        tl = lidar.flatten(2).transpose(1, 2)
-        ta = aerial.flatten(2).transpose(1, 2)
-        tl = self.lidar_from_aerial(tl, pl, ta, pa)
-        ta = self.aerial_from_lidar(ta, pa, tl, pl)
-        return tl.transpose(1, 2).reshape(b, c, hl, wl), ta.transpose(1, 2).reshape(b, c, ha, wa)
-
-
-def rotate(x: torch.Tensor, yaws: torch.Tensor) -> torch.Tensor:
-    """Rotate a vehicle-aligned map (1, C, S, S) counter-clockwise (map frame) by each yaw -> (K, C, S, S)."""
-    c, s = torch.cos(yaws), torch.sin(yaws)
-    z = torch.zeros_like(c)
-    theta = torch.stack([torch.stack([c, -s, z], 1), torch.stack([s, c, z], 1)], 1)
-    grid = F.affine_grid(theta, [yaws.shape[0], x.shape[1], x.shape[2], x.shape[3]], align_corners=False)
-    return F.grid_sample(x.expand(yaws.shape[0], -1, -1, -1), grid, mode="bilinear", align_corners=False)
-
-
-def correlate(aerial: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
-    """Valid cross-correlation by FFT: aerial (C, A, A), templates (K, C, S, S) -> (K, A - S + 1, A - S + 1)."""
-    a = aerial.shape[-1]
-    s = templates.shape[-1]
-    fa = torch.fft.rfft2(aerial, s=(a, a))
-    ft = torch.fft.rfft2(templates, s=(a, a))
-    corr = torch.fft.irfft2((fa[None] * ft.conj()).sum(1), s=(a, a))
-    return corr[:, : a - s + 1, : a - s + 1]
-
-
-class TransLocNet(nn.Module):
-    def __init__(self, cfg: ModelConfig, cross_attention: bool = True):
-        super().__init__()
-        self.m_per_px = cfg.m_per_px
-        self.bev_px = cfg.bev_px
-        self.ground_block_m = cfg.ground_block_m
-        self.max_height_m = cfg.max_height_m
-        self.use_attention = cross_attention
-        self.bev_encoder = Encoder(cfg.bev_channels, cfg.width, cfg.attn_dim, cfg.match_dim)
-        self.aerial_encoder = Encoder(3, cfg.width, cfg.attn_dim, cfg.match_dim)
-        self.cross = BidirectionalCrossAttention(cfg.attn_dim, cfg.attn_heads)
-        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
-        self.register_buffer("rgb_mean", torch.tensor([0.45, 0.45, 0.42]).view(1, 3, 1, 1))
-        self.register_buffer("rgb_std", torch.tensor([0.22, 0.21, 0.21]).view(1, 3, 1, 1))
-
-    def features(self, bev: torch.Tensor, aerial_rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Matching features: bev (B, 8, S, S), aerial_rgb (B, 3, A, A) uint8 -> L2-normalized maps."""
-        aerial = (aerial_rgb.float() / 255.0 - self.rgb_mean) / self.rgb_std
-        fb = self.bev_encoder.down_path(bev)
-        fa = self.aerial_encoder.down_path(aerial)
-        if self.use_attention:
-            fb[3], fa[3] = self.cross(fb[3], fa[3], self.m_per_px * 8.0)
+            fb[2], fa[2] = self.cross(fb[2], fa[2], self.m_per_px * 8.0)
         mb = F.normalize(self.bev_encoder.up_path(fb), dim=1)
         ma = F.normalize(self.aerial_encoder.up_path(fa), dim=1)
         return mb, ma
@@ -228,12 +158,13 @@ class TransLocNet(nn.Module):
     def encode(
         self, points: torch.Tensor, aerial_rgb: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One scan (N, 4) in base_link and one aerial patch (3, A, A) uint8 -> (bev feats, aerial feats, mask)."""
+        """One scan (N, 4) in base_link and one aerial patch (3, A, A) uint8 -> BEV features (1, D, s, s),
+        aerial features (D, a, a) and the mask of observed BEV cells (1, 1, s, s), all at 1 m."""
         bev, observed = rasterize_bev(
             points, self.bev_px, self.m_per_px, self.ground_block_m, self.max_height_m
         )
         mb, ma = self.features(bev[None], aerial_rgb[None])
-        return mb, ma[0], observed[None]
+        return mb, ma[0], F.max_pool2d(observed[None], self.stride)
 
     @torch.jit.export
     def score(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
@@ -70,17 +71,18 @@ def pick_device(name: str) -> torch.device:
 
 def batch_losses(net: TransLocNet, batch: dict, infonce_weight: float, gen: torch.Generator | None):
     mb, ma = net.features(batch["bev"], batch["aerial"])
+    observed = F.max_pool2d(batch["observed"], net.stride)
     nll, nce = [], []
     for b in range(mb.shape[0]):
         k, i, j = (int(v) for v in batch["target"][b])
-        logits = net.score(mb[b : b + 1], ma[b], batch["observed"][b : b + 1], batch["yaws"][b])
+        logits = net.score(mb[b : b + 1], ma[b], observed[b : b + 1], batch["yaws"][b])
         nll.append(volume_nll(logits, k, i, j))
         if infonce_weight > 0:
             nce.append(
                 info_nce(
                     mb[b : b + 1],
                     ma[b],
-                    batch["observed"][b : b + 1],
+                    observed[b : b + 1],
                     batch["true_yaw"][b],
                     i,
                     j,
@@ -99,9 +101,10 @@ def validate(net: TransLocNet, loader: DataLoader, m_per_px: float, device) -> d
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         mb, ma = net.features(batch["bev"], batch["aerial"])
+        observed = F.max_pool2d(batch["observed"], net.stride)
         for b in range(mb.shape[0]):
             k, i, j = (int(v) for v in batch["target"][b])
-            logits = net.score(mb[b : b + 1], ma[b], batch["observed"][b : b + 1], batch["yaws"][b])
+            logits = net.score(mb[b : b + 1], ma[b], observed[b : b + 1], batch["yaws"][b])
             nlls.append(float(volume_nll(logits, k, i, j)))
             centre = (logits.shape[-1] - 1) / 2
             yaws = batch["yaws"][b].cpu().numpy()
@@ -244,7 +247,7 @@ def run(args) -> int:
                 "sec_per_step": f"{time.perf_counter() - t0:.3f}",
             }
             if step % args.val_every == 0 or step == args.steps:
-                v = validate(net, val_loader, mcfg.m_per_px, device)
+                v = validate(net, val_loader, mcfg.out_m_per_px, device)
                 row.update({k: f"{x:.4f}" for k, x in v.items()})
                 if v["val_mean_m"] < best:
                     best = v["val_mean_m"]
