@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
-from translocnet_ros.dataset.ortho import GeoTiffSource  # noqa: E402
 from translocnet_ros.evaluation.metrics import summarize  # noqa: E402
 from translocnet_ros.evaluation.protocol import run_protocol, write_frames_csv  # noqa: E402
+from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.methods import make_method  # noqa: E402
 from translocnet_ros.synth.cli import build  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402

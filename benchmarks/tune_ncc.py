@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
-from translocnet_ros.dataset.ortho import GeoTiffSource  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors  # noqa: E402
 from translocnet_ros.evaluation.protocol import run_protocol  # noqa: E402
+from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.ncc import NccConfig, NccLocalizer  # noqa: E402
 from translocnet_ros.synth.cli import build  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402

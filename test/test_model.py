@@ -149,8 +149,8 @@ def test_load_checks_metadata_and_hash(exported, tmp_path):
 
 def test_localizer_runs_and_refuses_bad_input(exported, small_town):
     from translocnet_ros.dataset.kitti import KittiDrive
-    from translocnet_ros.dataset.ortho import GeoTiffSource
     from translocnet_ros.geo.crs import MapFrame
+    from translocnet_ros.imagery.geotiff import GeoTiffSource
 
     _, path = exported
     loc = TransLocNetLocalizer(path, device="cpu")

@@ -6,7 +6,8 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
-from translocnet_ros.dataset.ortho import GeoTiffSource, patch_transform
+from translocnet_ros.imagery.geotiff import GeoTiffSource
+from translocnet_ros.imagery.patch import patch_transform
 from translocnet_ros.synth.town import write_geotiff
 
 X0, Y0, RES = 456_000.0, 5_430_000.0, 0.2  # UTM 32N, north-west corner

@@ -8,10 +8,10 @@ import pytest
 
 from translocnet_ros.cli import main
 from translocnet_ros.dataset.kitti import KittiDrive
-from translocnet_ros.dataset.ortho import GeoTiffSource
 from translocnet_ros.evaluation.protocol import CSV_HEADER, PROTOCOLS, draw_priors, run_protocol
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.localization.decode import decode_volume
 from translocnet_ros.localization.types import Estimate, LocalizationError
 

@@ -8,10 +8,10 @@ import logging
 from pathlib import Path
 
 from translocnet_ros.dataset.kitti import KittiDrive
-from translocnet_ros.dataset.ortho import GeoTiffSource
 from translocnet_ros.evaluation.metrics import summarize
 from translocnet_ros.evaluation.plots import plot_run
 from translocnet_ros.evaluation.protocol import PROTOCOLS, run_protocol, write_frames_csv
+from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.localization.methods import make_method
 
 

@@ -7,9 +7,9 @@ import argparse
 from pathlib import Path
 
 from translocnet_ros.dataset.kitti import KittiDrive
-from translocnet_ros.dataset.ortho import GeoTiffSource
 from translocnet_ros.evaluation.plots import plot_scan_on_imagery
 from translocnet_ros.geo.crs import MapFrame
+from translocnet_ros.imagery.geotiff import GeoTiffSource
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

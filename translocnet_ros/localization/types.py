@@ -7,8 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
-from translocnet_ros.dataset.ortho import GeoPatch
 from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.imagery.patch import GeoPatch
 
 
 class ImagerySource(Protocol):

@@ -17,9 +17,9 @@ import torch
 from torch.utils.data import Dataset
 
 from translocnet_ros.dataset.kitti import KittiDrive
-from translocnet_ros.dataset.ortho import GeoTiffSource
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.rasterize import rasterize_bev
 

@@ -1,14 +1,8 @@
-"""North-up metric patches of an orthophoto around any point, from a local GeoTIFF/COG in any CRS.
-
-Every consumer (generator checks, baseline, model, node) asks for imagery the same way: a centre in the map
-CRS, a size in metres and a resolution; the source reprojects and resamples so callers never deal with the
-file's own CRS, pixel grid or overviews.
-"""
+"""Local GeoTIFF / Cloud-Optimized GeoTIFF in any projected CRS: windowed, reprojected reads."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,27 +12,7 @@ from pyproj import Transformer
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-
-@dataclass(frozen=True)
-class GeoPatch:
-    """image (H, W, 3) uint8, north-up; transform maps (col, row) of pixel corners to map x, y."""
-
-    image: np.ndarray
-    valid: np.ndarray
-    transform: Affine
-    crs: object
-    reason: str = ""
-
-    @property
-    def m_per_px(self) -> float:
-        return float(self.transform.a)
-
-
-def patch_transform(cx: float, cy: float, size_px: int, m_per_px: float) -> Affine:
-    """Geotransform of a square north-up patch centred on (cx, cy): the centre lies on the corner shared by
-    the four middle pixels when size_px is even, on the middle pixel's centre when odd."""
-    half = size_px * m_per_px / 2.0
-    return Affine(m_per_px, 0.0, cx - half, 0.0, -m_per_px, cy + half)
+from translocnet_ros.imagery.patch import GeoPatch, patch_transform
 
 
 class GeoTiffSource:

@@ -1,0 +1,1 @@
+"""Aerial imagery sources (GeoTIFF/COG, XYZ tile servers) behind one patch() interface."""
