@@ -137,7 +137,7 @@ class XyzTileSource:
         ex = np.concatenate([edge, edge, np.full(9, -half), np.full(9, half)]) + cx
         ey = np.concatenate([np.full(9, -half), np.full(9, half), edge, edge]) + cy
         mx, my = self._to_3857.transform(ex, ey)
-        lon, lat = self._to_geo.transform(cx, cy)
+        _lon, lat = self._to_geo.transform(cx, cy)
         # a ground metre is 1 / cos(lat) EPSG:3857 metres; the map CRS's own scale error is negligible here
         z = zoom_for_resolution(m_per_px / np.cos(np.radians(lat)), self.tile_size, self.max_zoom)
         return z, tiles_covering((mx.min(), my.min(), mx.max(), my.max()), z)
@@ -161,7 +161,7 @@ class XyzTileSource:
         mosaic = np.zeros(((y1 - y0 + 1) * ts, (x1 - x0 + 1) * ts, 3), np.uint8)
         mask = np.zeros(mosaic.shape[:2], np.uint8)
         problems: dict[str, int] = {}
-        for (tz, tx, ty), fut in futures.items():
+        for (_, tx, ty), fut in futures.items():
             tile = fut.result() if fut.done() else Tile(None, None, "timed out")
             if tile.rgb is None:
                 problems[tile.reason] = problems.get(tile.reason, 0) + 1
