@@ -20,15 +20,13 @@ class Trajectory:
 def _route(layout: Layout, rng, min_len: float, margin: float) -> np.ndarray:
     """Random walk over intersections inside the town (no U-turns), as a polyline of node positions."""
     adj = layout.adjacency()
-    inside = {
-        k
-        for k in adj
-        if (margin < layout.nodes[k][0] < layout.size_m - margin)
-        and (margin < layout.nodes[k][1] < layout.size_m - margin)
-    }
-    starts = [k for k in inside if any(n in inside for n in adj[k])]
-    if not starts:
-        raise RuntimeError("town has no drivable road inside its margins; use a larger size")
+    for m in (margin, margin / 2, 0.0):  # sparse towns may need to drive closer to their edge
+        inside = {k for k in adj if all(m < v < layout.size_m - m for v in layout.nodes[k])}
+        starts = [k for k in inside if any(n in inside for n in adj[k])]
+        if starts:
+            break
+    else:
+        raise RuntimeError("town has no drivable road inside it; use a larger size")
     cur = int(rng.choice(starts))
     prev, path, length = -1, [cur], 0.0
     for _ in range(10_000):
