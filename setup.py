@@ -24,6 +24,7 @@ setup(
     entry_points={
         "console_scripts": [
             "translocnet = translocnet_ros.cli:main",
+            "localizer = translocnet_ros.ros.localizer_node:main",
         ],
     },
 )

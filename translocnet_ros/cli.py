@@ -16,6 +16,8 @@ COMMANDS = {
     "eval": ("translocnet_ros.evaluation.cli", "score a method on a drive with the DESIGN.md §6 protocol"),
     "train": ("translocnet_ros.model.train", "train TransLocNet on the synthetic train split"),
     "export": ("translocnet_ros.model.export", "export a checkpoint to TorchScript + metadata in models/"),
+    "demo": ("translocnet_ros.ros.demo", "node + replay of a synthetic drive as ROS 2 processes, scored"),
+    "replay": ("translocnet_ros.ros.replay", "publish a bag or a KITTI-layout drive on ROS 2 topics"),
     "view": ("translocnet_ros.evaluation.view_cli", "draw a scan over the orthophoto at its true pose"),
 }
 

@@ -48,7 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/train/translocnet"))
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument(
+        "--lr", type=float, default=5e-4, help="peak learning rate (2e-3 collapsed the BEV features)"
+    )
     p.add_argument(
         "--infonce-weight", type=float, default=0.3, help="0 disables the contrastive head (ablation)"
     )

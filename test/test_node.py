@@ -1,0 +1,177 @@
+"""The localizer node over real DDS, in its own process: live localization against a replayed drive, the
+map -> odom contract, and bad input that must leave a live node that says why in /diagnostics."""
+
+import time
+
+import numpy as np
+import pytest
+from conftest import require_ros
+
+from translocnet_ros.dataset.kitti import KittiDrive
+from translocnet_ros.geo.crs import MapFrame
+from translocnet_ros.imagery.geotiff import GeoTiffSource
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def live(small_town):
+    require_ros()
+    from translocnet_ros.ros.demo import run_live
+
+    src = GeoTiffSource(small_town / "ortho.tif")
+    first = KittiDrive(small_town / "drive_00").ground_truth(MapFrame.from_any(src.crs)).poses[0]
+    res = run_live(
+        small_town / "drive_00",
+        str(small_town / "ortho.tif"),
+        "ncc",
+        params={"confidence_publish": 0.0, "odom_frame": "odom", "points_reliable": True},
+        replay_args=["--odom", "--gnss-noise-m", "2.0", "--rate", "0.3"],
+        timeout_s=180,
+        initial_pose=first.offset(4.0, -3.0, np.radians(5.0)),
+    )
+    return res, src
+
+
+def test_poses_arrive_with_offline_accuracy(live, small_town):
+    from translocnet_ros.evaluation.metrics import frame_errors
+    from translocnet_ros.ros.demo import score
+
+    res, src = live
+    assert res.node_alive, res.node_log[-2000:]
+    gt, est = score(small_town / "drive_00", src.crs, res)
+    assert len(gt) >= 4, f"only {len(gt)} poses; diagnostics: {res.diagnostics[-1:]}\n{res.node_log[-2000:]}"
+    err = frame_errors(gt, est)
+    # offline, NCC on this town has a median error of about 0.2 m; live adds only threading and transport
+    assert np.median(err["position"]) < 1.5
+    assert np.median(err["yaw_deg"]) < 3.0
+
+
+def test_map_to_odom_composes_to_the_published_pose(live):
+    res, _ = live
+    from translocnet_ros.geo.pose import Pose2D
+    from translocnet_ros.ros.convert import pose2d_to_matrix
+
+    odom = {
+        round(s, 3): m for s, parent, child, m in res.transforms if (parent, child) == ("odom", "base_link")
+    }
+    map_odom = [(s, m) for s, parent, child, m in res.transforms if (parent, child) == ("map", "odom")]
+    assert map_odom, "no map -> odom transform was published"
+    checked = 0
+    for stamp, x, y, yaw, _ in res.poses:
+        scan_stamp = round(stamp, 3)
+        match = [m for s, m in map_odom if abs(s - 0.5 - stamp) < 1e-3]  # post-dated by transform_tolerance
+        if scan_stamp in odom and match:
+            composed = match[0] @ odom[scan_stamp]
+            np.testing.assert_allclose(composed, pose2d_to_matrix(Pose2D(x, y, yaw)), atol=1e-6)
+            checked += 1
+    assert checked >= 3
+
+
+def _cloud(points, frame="base_link", fields=("x", "y", "z", "intensity")):
+    from translocnet_ros.ros.pointcloud2 import array_to_cloud
+
+    return array_to_cloud(np.asarray(points, np.float32).reshape(-1, len(fields)), frame, None, fields)
+
+
+def test_bad_input_gives_diagnostics_and_a_live_node(small_town):
+    require_ros()
+    from sensor_msgs.msg import PointCloud2
+
+    from translocnet_ros.ros.demo import run_live
+
+    src = GeoTiffSource(small_town / "ortho.tif")
+    drive = KittiDrive(small_town / "drive_00")
+    gt = drive.ground_truth(MapFrame.from_any(src.crs)).poses[0]
+    good = drive.scan_base(0)
+    messages = []
+
+    def publish(node, res):
+        import rclpy
+
+        pub = node.create_publisher(PointCloud2, "/kitti/velo/pointcloud", 10)
+        cases = [
+            ("empty", _cloud(np.zeros((0, 4)))),
+            ("all NaN", _cloud(np.full((2000, 4), np.nan))),
+            ("no z field", _cloud(good[:, [0, 1, 3]], fields=("x", "y", "intensity"))),
+            ("unknown frame", _cloud(good, frame="mystery_link")),
+        ]
+        for label, msg in cases:
+            for _ in range(3):
+                msg.header.stamp = node.get_clock().now().to_msg()
+                pub.publish(msg)
+                end = time.monotonic() + 0.7
+                while time.monotonic() < end:
+                    rclpy.spin_once(node, timeout_sec=0.05)
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.05)
+            messages.append((label, res.diagnostics[-1][1] if res.diagnostics else ""))
+
+    res = run_live(
+        None,
+        str(small_town / "ortho.tif"),
+        "ncc",
+        params={"odom_frame": "", "initial_pose": f"[{gt.x - 0.0}, {gt.y}, {gt.yaw}]"},
+        publish=publish,
+        timeout_s=120,
+    )
+    assert res.node_alive, res.node_log[-2000:]
+    got = dict(messages)
+    assert "finite points" in got["empty"]
+    assert "finite points" in got["all NaN"]
+    assert "lacks field" in got["no z field"]
+    assert "no transform mystery_link" in got["unknown frame"]
+
+
+def test_bad_model_and_dead_tile_server_keep_the_node_up(small_town, tmp_path):
+    require_ros()
+    from translocnet_ros.ros.demo import run_live
+
+    res = run_live(
+        None,
+        str(small_town / "ortho.tif"),
+        "translocnet",
+        params={"model_path": str(tmp_path / "missing.pt")},
+        timeout_s=60,
+        settle_s=1.5,
+    )
+    assert res.node_alive
+    level, message, _ = res.diagnostics[-1]
+    assert level == 2 and "set-up failed" in message and "not found" in message
+
+    from sensor_msgs.msg import PointCloud2
+
+    src = GeoTiffSource(small_town / "ortho.tif")
+    drive = KittiDrive(small_town / "drive_00")
+    gt = drive.ground_truth(MapFrame.from_any(src.crs)).poses[0]
+
+    def publish(node, res):
+        import rclpy
+
+        pub = node.create_publisher(PointCloud2, "/kitti/velo/pointcloud", 10)
+        msg = _cloud(drive.scan_base(0))
+        for _ in range(4):
+            msg.header.stamp = node.get_clock().now().to_msg()
+            pub.publish(msg)
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.05)
+
+    res = run_live(
+        None,
+        "http://127.0.0.1:9/{z}/{x}/{y}.png",
+        "ncc",
+        publish=publish,
+        timeout_s=90,
+        params={
+            "map_crs": src.crs.to_string(),
+            "tile_timeout_s": 0.3,
+            "odom_frame": "",
+            "initial_pose": f"[{gt.x}, {gt.y}, {gt.yaw}]",
+        },
+    )
+    assert res.node_alive
+    assert any("outside the imagery" in m or "tiles missing" in m for _, m, _ in res.diagnostics), (
+        res.diagnostics[-3:]
+    )

@@ -1,0 +1,198 @@
+"""`translocnet replay SOURCE`: publish a recorded drive on ROS 2 topics, like `ros2 bag play --clock`.
+
+SOURCE is a ROS 1 bag (as written by kitti2bag), a ROS 2 bag (sqlite3 / MCAP), both read with `rosbags`, or
+a drive folder in the KITTI raw layout (scans, OXTS as NavSatFix, the calibration as /tf_static, optional
+simulated wheel odometry). The bag's ground-truth pose (`/tf` world -> base_link) is withheld unless
+--with-ground-truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+GT_CHILD_FRAMES = {"base_link"}  # kitti2bag publishes world -> base_link as ground truth on /tf
+
+
+def _ros_class(type_name: str):
+    pkg, kind, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+
+
+def to_ros(obj, cls):
+    """Copy a rosbags message object into an rclpy message of class `cls`, field by field."""
+    out = cls()
+    for field in cls.get_fields_and_field_types():
+        if not hasattr(obj, field):
+            continue
+        value = getattr(obj, field)
+        if hasattr(value, "__msgtype__"):
+            setattr(out, field, to_ros(value, type(getattr(out, field))))
+        elif isinstance(value, list | tuple) and value and hasattr(value[0], "__msgtype__"):
+            inner = _ros_class(value[0].__msgtype__)
+            setattr(out, field, [to_ros(v, inner) for v in value])
+        elif isinstance(value, np.ndarray):
+            setattr(out, field, value.tobytes() if value.dtype == np.uint8 else value.tolist())
+        else:
+            setattr(out, field, value)
+    return out
+
+
+def bag_messages(path: Path, with_ground_truth: bool) -> Iterator[tuple[int, str, object]]:
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([path]) as reader:
+        classes = {c.id: _ros_class(c.msgtype) for c in reader.connections}
+        for conn, stamp_ns, raw in reader.messages():
+            msg = to_ros(reader.deserialize(raw, conn.msgtype), classes[conn.id])
+            if conn.topic == "/tf" and not with_ground_truth:
+                msg.transforms = [t for t in msg.transforms if t.child_frame_id not in GT_CHILD_FRAMES]
+                if not msg.transforms:
+                    continue
+            yield stamp_ns, conn.topic, msg
+
+
+def drive_messages(
+    path: Path, with_ground_truth: bool, gnss_noise_m: float, odom: bool, seed: int = 0
+) -> Iterator[tuple[int, str, object]]:
+    """A KITTI-layout drive as kitti2bag would publish it, plus optional odom -> base_link."""
+    from sensor_msgs.msg import NavSatFix, NavSatStatus
+    from tf2_msgs.msg import TFMessage
+
+    from translocnet_ros.dataset.kitti import KittiDrive
+    from translocnet_ros.geo.crs import MapFrame
+    from translocnet_ros.geo.pose import Pose2D
+    from translocnet_ros.ros.convert import pose2d_to_matrix, sec_to_stamp, transform_msg
+    from translocnet_ros.ros.pointcloud2 import array_to_cloud
+
+    drive = KittiDrive(path)
+    rng = np.random.default_rng(seed)
+    lat, lon = drive.oxts[:, 0], drive.oxts[:, 1]
+    # a local metric frame for noise and odometry: UTM zone of the first fix
+    zone = int((lon[0] + 180) // 6) + 1
+    frame = MapFrame.from_any(f"EPSG:{32600 + zone if lat[0] >= 0 else 32700 + zone}")
+    gt = drive.ground_truth(frame).poses
+    base_velo = drive.t_velo_to_base
+    odom_pose = Pose2D(0.0, 0.0, 0.0)
+    for k, f in enumerate(drive.frames):
+        t = float(drive.timestamps[k])
+        stamp = sec_to_stamp(t)
+        ns = int(round(t * 1e9))
+        yield (
+            ns,
+            "/tf_static",
+            TFMessage(transforms=[transform_msg("base_link", "velo_link", base_velo, stamp)]),
+        )
+        if odom:  # wheel odometry: true motion plus 2% scale and heading drift
+            if k:
+                step = gt[k - 1].inverse().compose(gt[k])
+                noisy = Pose2D(
+                    step.x * (1 + rng.normal(0, 0.02)),
+                    step.y + rng.normal(0, 0.01),
+                    step.yaw + rng.normal(0, np.radians(0.1)),
+                )
+                odom_pose = odom_pose.compose(noisy)
+            yield (
+                ns,
+                "/tf",
+                TFMessage(
+                    transforms=[transform_msg("odom", "base_link", pose2d_to_matrix(odom_pose), stamp)]
+                ),
+            )
+        if with_ground_truth:
+            yield (
+                ns,
+                "/tf",
+                TFMessage(transforms=[transform_msg("world", "base_link", pose2d_to_matrix(gt[k]), stamp)]),
+            )
+        fix = NavSatFix()
+        fix.header.stamp, fix.header.frame_id = stamp, "imu_link"
+        fix.status.status, fix.status.service = NavSatStatus.STATUS_FIX, NavSatStatus.SERVICE_GPS
+        e, n = frame.to_map(lat[k], lon[k])
+        fl, fo = frame.to_latlon(e + rng.normal(0, gnss_noise_m), n + rng.normal(0, gnss_noise_m))
+        fix.latitude, fix.longitude, fix.altitude = float(fl), float(fo), float(drive.oxts[k, 2])
+        fix.position_covariance = [
+            max(gnss_noise_m, 0.05) ** 2,
+            0,
+            0,
+            0,
+            max(gnss_noise_m, 0.05) ** 2,
+            0,
+            0,
+            0,
+            25.0,
+        ]
+        fix.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
+        yield ns, "/kitti/oxts/gps/fix", fix
+        cloud = array_to_cloud(drive.scan_velo(f), "velo_link", stamp, ("x", "y", "z", "i"))
+        yield ns, "/kitti/velo/pointcloud", cloud
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "source", type=Path, help="ROS 1 .bag, ROS 2 bag (folder / .db3 / .mcap) or KITTI-layout drive"
+    )
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (0 = as fast as possible)")
+    p.add_argument("--clock", action="store_true", help="publish /clock (use with use_sim_time:=true)")
+    p.add_argument(
+        "--with-ground-truth", action="store_true", help="also publish the ground-truth pose on /tf"
+    )
+    p.add_argument(
+        "--gnss-noise-m", type=float, default=0.0, help="drive folders: noise added to the GNSS fixes"
+    )
+    p.add_argument("--odom", action="store_true", help="drive folders: publish simulated odom -> base_link")
+    p.add_argument("--start-delay", type=float, default=1.0, help="seconds to wait for subscribers first")
+
+
+def run(args) -> int:
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+
+    from translocnet_ros.ros.convert import sec_to_stamp
+
+    source = args.source
+    if (source / "velodyne_points").is_dir():
+        items = drive_messages(source, args.with_ground_truth, args.gnss_noise_m, args.odom)
+    else:
+        items = bag_messages(source, args.with_ground_truth)
+    rclpy.init()
+    node = rclpy.create_node("translocnet_replay")
+    static_qos = QoSProfile(
+        depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    )
+    default_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = {}
+    clock_pub = node.create_publisher(Clock, "/clock", 10) if args.clock else None
+    time.sleep(args.start_delay)
+    t_wall0 = t_bag0 = None
+    count = 0
+    try:
+        for stamp_ns, topic, msg in items:
+            if topic not in pubs:
+                pubs[topic] = node.create_publisher(
+                    type(msg), topic, static_qos if topic == "/tf_static" else default_qos
+                )
+            if t_wall0 is None:
+                t_wall0, t_bag0 = time.monotonic(), stamp_ns
+            if args.rate > 0:
+                delay = (stamp_ns - t_bag0) * 1e-9 / args.rate - (time.monotonic() - t_wall0)
+                if delay > 0:
+                    time.sleep(delay)
+            if clock_pub is not None:
+                clock_pub.publish(Clock(clock=sec_to_stamp(stamp_ns * 1e-9)))
+            pubs[topic].publish(msg)
+            count += 1
+        time.sleep(0.5)
+        print(f"[replay] published {count} messages on {len(pubs)} topics from {source}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
