@@ -128,7 +128,7 @@ def run_live(
             publish(node, res)
         if drive is not None:
             replay = subprocess.Popen(
-                _python_cmd("translocnet_ros.cli") + ["replay", str(drive), "--clock", *(replay_args or [])]
+                [*_python_cmd("translocnet_ros.cli"), "replay", str(drive), "--clock", *(replay_args or [])]
             )
             while replay.poll() is None and time.monotonic() < deadline:
                 rclpy.spin_once(node, timeout_sec=0.05)
