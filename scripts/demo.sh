@@ -8,10 +8,11 @@ cd "$ROOT"
 bash scripts/bootstrap.sh
 # shellcheck disable=SC1091
 source scripts/env.sh
-METHOD="${METHOD:-ncc}"
+METHOD="${METHOD:-ncc}"  # translocnet once models/translocnet.pt exists
 translocnet generate --split demo --out data/synth
 TOWN="$(ls -d data/synth/demo_* | head -n 1)"
 translocnet eval --drive "$TOWN/drive_00" --ortho "$TOWN/ortho.tif" --protocol known --method "$METHOD" \
     --out "runs/demo/${METHOD}_known.json"
 echo "[demo] results: runs/demo/${METHOD}_known.json, per-frame CSV and picture beside it:"
 ls -1 runs/demo/"${METHOD}"_known.*
+translocnet demo --method "$METHOD"

@@ -28,7 +28,7 @@ class NccConfig:
     structure_weight: float = 1.0
     intensity_weight: float = 0.6
     edge_sigma_px: float = 1.0
-    temperature: float = 0.03  # NCC -> likelihood: exp(score / temperature)
+    temperature: float = 0.015  # NCC -> likelihood exp(score / T); T minimizes the true pose NLL on val towns
     min_points: int = 500
 
 
