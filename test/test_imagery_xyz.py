@@ -44,6 +44,16 @@ def test_tile_math_against_pyproj():
     assert tile_resolution(0) == pytest.approx(156543.03392804097)
     assert tms_y(z, y) == n - 1 - y
     assert mercator_scale_factor(60.0) == pytest.approx(2.0)
+    from pyproj import Proj
+
+    for lon_, lat_ in (
+        (24.9, 60.17),
+        (8.4, 49.0),
+        (-122.4, 37.8),
+    ):  # vs PROJ's own scale factors of EPSG:3857
+        assert mercator_scale_factor(lat_) == pytest.approx(
+            Proj("EPSG:3857").get_factors(lon_, lat_).parallel_scale, rel=5e-3
+        )
     assert zoom_for_resolution(tile_resolution(17)) == 17
     assert (
         zoom_for_resolution(tile_resolution(17) * 1.01) == 17
@@ -124,6 +134,18 @@ def test_titiler_patch_matches_direct_read(cog, titiler):
     assert np.abs(ga - gb).mean() < 8.0  # small photometric error: two resamplings, PNG vs JPEG tiles
     again = src.patch(cx, cy, 100.0, 0.5)  # second read comes from the in-memory cache
     assert np.array_equal(again.image, a.image) and src._memory.hits > 0
+    src.close()
+
+
+def test_prefetch_fills_the_cache(titiler):
+    src = XyzTileSource(titiler, CRS, timeout_s=10.0)
+    n = src.prefetch(X0 + 150.0, Y0 - 150.0, 60.0, 0.5)
+    assert n > 0
+    for fut in list(src._inflight.values()):
+        fut.result(timeout=20)
+    misses = src._memory.misses
+    p = src.patch(X0 + 150.0, Y0 - 150.0, 60.0, 0.5)
+    assert p.valid.all() and src._memory.misses == misses  # every tile came from the cache
     src.close()
 
 

@@ -274,7 +274,15 @@ class LocalizerNode(Node):
         if not self.tracker.update(est, odom):
             return f"low confidence {est.confidence:.2f} (< confidence_publish): pose not published"
         self._publish(est, odom, msg.header.stamp, stamp)
+        self._prefetch_ahead(est.pose)
         return None
+
+    def _prefetch_ahead(self, pose: Pose2D, ahead_m: float = 25.0) -> None:
+        """Tile servers: start fetching the imagery the next scans will need, along the direction of motion."""
+        prefetch = getattr(self.imagery, "prefetch", None)
+        if prefetch is not None:
+            x, y = pose.x + ahead_m * np.cos(pose.yaw), pose.y + ahead_m * np.sin(pose.yaw)
+            prefetch(x, y, 2 * (self.p["tracking_radius_m"] + 50.0), 0.5)
 
     def _publish(self, est, odom: Pose2D | None, stamp_msg, stamp: float) -> None:
         p = self.p
