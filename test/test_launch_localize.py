@@ -11,11 +11,11 @@ import unittest
 
 import pytest
 
-launch_testing = pytest.importorskip(
+pytest.importorskip(
     "launch_testing",
     reason="launch_testing is not installed: it comes only with a ROS 2 install, not from PyPI",
 )
-launch = pytest.importorskip("launch.launch_description_sources", reason="ROS 2 launch is not installed")
+pytest.importorskip("launch.launch_description_sources", reason="ROS 2 launch is not installed")
 
 import launch_testing.actions  # noqa: E402
 import rclpy  # noqa: E402
