@@ -17,14 +17,14 @@ pytest.importorskip(
 )
 pytest.importorskip("launch.launch_description_sources", reason="ROS 2 launch is not installed")
 
-import launch_testing.actions  # noqa: E402
-import rclpy  # noqa: E402
-from ament_index_python.packages import get_package_share_directory  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from launch.actions import IncludeLaunchDescription  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+import launch_testing.actions
+import rclpy
+from ament_index_python.packages import get_package_share_directory
+from diagnostic_msgs.msg import DiagnosticArray
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 
-from launch import LaunchDescription  # noqa: E402
+from launch import LaunchDescription
 
 
 @pytest.mark.launch_test
