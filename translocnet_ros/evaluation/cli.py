@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+from translocnet_ros.dataset.bag import BagDrive
 from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.evaluation.metrics import summarize
 from translocnet_ros.evaluation.plots import plot_run
@@ -16,7 +17,11 @@ from translocnet_ros.localization.methods import make_method
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--drive", required=True, type=Path, help="drive folder in the KITTI raw layout")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--drive", type=Path, help="drive folder in the KITTI raw layout")
+    src.add_argument(
+        "--bag", type=Path, help="kitti2bag-style ROS 1 / ROS 2 bag (ground truth from GNSS + IMU)"
+    )
     p.add_argument("--ortho", required=True, type=Path, help="GeoTIFF orthophoto covering the drive")
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="known")
     p.add_argument("--method", default="ncc", help="translocnet | ncc | prior")
@@ -36,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    drive = KittiDrive(args.drive)
+    drive = KittiDrive(args.drive) if args.drive else BagDrive(args.bag)
     imagery = GeoTiffSource(args.ortho)
     options = {"device": args.device, **({"model_path": args.model} if args.model else {})}
     method = make_method(args.method, **options)
@@ -66,7 +71,7 @@ def run(args) -> int:
             imagery,
             gt,
             est,
-            f"{method.name} / {args.protocol} / {args.drive.name}",
+            f"{method.name} / {args.protocol} / {(args.drive or args.bag).name}",
         )
     failed = sum(bool(r.error) for r in results)
     print(json.dumps(summary))
