@@ -15,7 +15,22 @@ from translocnet_ros.localization.types import Estimate, ImagerySource, Localiza
 from translocnet_ros.model.config import ModelConfig
 
 FORMAT = "translocnet-torchscript-1"
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "translocnet.pt"
+
+
+def default_model_path() -> Path:
+    """models/translocnet.pt of the installed package (share/translocnet_ros), else of the source tree."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        installed = Path(get_package_share_directory("translocnet_ros")) / "models" / "translocnet.pt"
+        if installed.is_file():
+            return installed
+    except (ImportError, PackageNotFoundError, ValueError):
+        pass
+    return Path(__file__).resolve().parents[2] / "models" / "translocnet.pt"
+
+
+DEFAULT_MODEL = default_model_path()
 
 
 class ModelLoadError(RuntimeError):

@@ -30,6 +30,7 @@ from translocnet_ros.geo.tf_tree import TransformError
 from translocnet_ros.imagery.open import open_imagery
 from translocnet_ros.localization.methods import make_method
 from translocnet_ros.localization.tracker import State, Tracker, TrackerConfig
+from translocnet_ros.localization.translocnet import DEFAULT_MODEL
 from translocnet_ros.localization.types import LocalizationError
 from translocnet_ros.ros.convert import (
     diagnostic_status,
@@ -52,7 +53,10 @@ OK, WARN, ERROR = DiagnosticStatus.OK[0], DiagnosticStatus.WARN[0], DiagnosticSt
 
 PARAMETERS = {
     # name: (default, description)
-    "method": ("translocnet", "localization method: translocnet (learned) or ncc (classic baseline)"),
+    "method": (
+        "auto",
+        "translocnet (learned), ncc (classic baseline) or auto (translocnet when its model exists)",
+    ),
     "model_path": ("", "TorchScript model; empty = models/translocnet.pt of this package"),
     "device": ("auto", "inference device: auto (CUDA when present), cpu or cuda"),
     "imagery": (
@@ -144,7 +148,7 @@ class LocalizerNode(Node):
         self._worker = threading.Thread(target=self._work, name="localizer", daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"localizer ready: method={p['method']} device={getattr(self.localizer, 'device', '-')} "
+            f"localizer ready: method={getattr(self.localizer, 'name', '-')} device={getattr(self.localizer, 'device', '-')} "
             f"imagery={p['imagery'] or '(none)'} transforms via {self.tf.backend}"
             + (f"; NOT localizing: {self.problem}" if self.problem else "")
         )
@@ -163,10 +167,14 @@ class LocalizerNode(Node):
                 **({"disk_cache": p["tile_cache_dir"]} if p["tile_cache_dir"] else {}),
             )
             self.map_frame_geo = MapFrame.from_any(self.imagery.crs)
-            options = {"device": p["device"]} if p["method"] == "translocnet" else {}
-            if p["method"] == "translocnet" and p["model_path"]:
-                options["model_path"] = Path(p["model_path"])
-            self.localizer = make_method(p["method"], **options)
+            method = p["method"]
+            model = Path(p["model_path"]) if p["model_path"] else DEFAULT_MODEL
+            if method == "auto":
+                method = "translocnet" if model.is_file() else "ncc"
+                if method == "ncc":
+                    self.get_logger().warning(f"no model at {model}: using the classic NCC baseline")
+            options = {"device": p["device"], "model_path": model} if method == "translocnet" else {}
+            self.localizer = make_method(method, **options)
         except Exception as exc:
             self.problem = f"set-up failed: {exc}"
             self.get_logger().error(self.problem)
