@@ -147,6 +147,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--odom", action="store_true", help="drive folders: publish simulated odom -> base_link")
     p.add_argument("--start-delay", type=float, default=1.0, help="seconds to wait for subscribers first")
+    p.add_argument("--loop", type=int, default=1, help="play the source this many times")
+    p.add_argument(
+        "--restamp", action="store_true", help="stamp messages with the wall clock (soak tests, loops)"
+    )
+
+
+def _restamp(msg, stamp) -> None:
+    if hasattr(msg, "header"):
+        msg.header.stamp = stamp
+    for t in getattr(msg, "transforms", []):
+        t.header.stamp = stamp
 
 
 def run(args) -> int:
@@ -157,10 +168,16 @@ def run(args) -> int:
     from translocnet_ros.ros.convert import sec_to_stamp
 
     source = args.source
-    if (source / "velodyne_points").is_dir():
-        items = drive_messages(source, args.with_ground_truth, args.gnss_noise_m, args.odom)
-    else:
-        items = bag_messages(source, args.with_ground_truth)
+
+    def items():
+        for k in range(args.loop):
+            if (source / "velodyne_points").is_dir():
+                yield from drive_messages(
+                    source, args.with_ground_truth, args.gnss_noise_m, args.odom, seed=k
+                )
+            else:
+                yield from bag_messages(source, args.with_ground_truth)
+
     rclpy.init()
     node = rclpy.create_node("translocnet_replay")
     static_qos = QoSProfile(
@@ -173,7 +190,10 @@ def run(args) -> int:
     t_wall0 = t_bag0 = None
     count = 0
     try:
-        for stamp_ns, topic, msg in items:
+        last_ns, wall_stamp = None, None
+        for stamp_ns, topic, msg in items():
+            if last_ns is not None and stamp_ns < last_ns:  # next loop: keep the playback clock running
+                t_wall0, t_bag0 = time.monotonic(), stamp_ns
             if topic not in pubs:
                 pubs[topic] = node.create_publisher(
                     type(msg), topic, static_qos if topic == "/tf_static" else default_qos
@@ -184,6 +204,11 @@ def run(args) -> int:
                 delay = (stamp_ns - t_bag0) * 1e-9 / args.rate - (time.monotonic() - t_wall0)
                 if delay > 0:
                     time.sleep(delay)
+            if args.restamp:  # one wall-clock stamp per source instant, shared by its cloud, fix and TFs
+                if stamp_ns != last_ns:
+                    wall_stamp = node.get_clock().now().to_msg()
+                _restamp(msg, wall_stamp)
+            last_ns = stamp_ns
             if clock_pub is not None:
                 clock_pub.publish(Clock(clock=sec_to_stamp(stamp_ns * 1e-9)))
             pubs[topic].publish(msg)
