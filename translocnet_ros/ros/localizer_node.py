@@ -122,7 +122,7 @@ class LocalizerNode(Node):
         self.localizer = self.imagery = self.map_frame_geo = None
         self._setup_engine()
 
-        self.tf = TransformSource(self, tolerance_s=0.1)
+        self.tf = TransformSource(self, tolerance_s=0.0)  # no extrapolation: wait for in-flight TF instead
         self.pose_pub = self.create_publisher(PoseWithCovarianceStamped, "~/pose", POSE_QOS)
         self.tf_pub = self.create_publisher(TFMessage, "/tf", TF_QOS)
         self.lik_pub = self.create_publisher(Image, "~/likelihood", 1)
@@ -255,7 +255,7 @@ class LocalizerNode(Node):
             return f"scan has {len(cloud.points)} finite points (< min_points {p['min_points']})"
         sensor = msg.header.frame_id or p["base_frame"]
         try:
-            t = self.tf.lookup(p["base_frame"], sensor, stamp)
+            t = self.tf.lookup(p["base_frame"], sensor, stamp, timeout_s=0.2)
         except TransformError as exc:
             return f"no transform {sensor} -> {p['base_frame']}: {exc}"
         pts = cloud.points.copy()
@@ -263,7 +263,9 @@ class LocalizerNode(Node):
         odom = None
         if p["odom_frame"]:
             try:
-                odom = matrix_to_pose2d(self.tf.lookup(p["odom_frame"], p["base_frame"], stamp))
+                odom = matrix_to_pose2d(
+                    self.tf.lookup(p["odom_frame"], p["base_frame"], stamp, timeout_s=0.2)
+                )
             except TransformError:
                 odom = None
         prior = self.tracker.prior(odom)

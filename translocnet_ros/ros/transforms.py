@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -53,8 +55,19 @@ class TransformSource:
             except ValueError:
                 continue  # malformed transform (zero quaternion, self-loop): ignore it like tf2 does
 
-    def lookup(self, target: str, source: str, stamp_s: float) -> np.ndarray:
-        """4x4 taking points in `source` to `target` at `stamp_s` (0 = latest); raises TransformError."""
+    def lookup(self, target: str, source: str, stamp_s: float, timeout_s: float = 0.0) -> np.ndarray:
+        """4x4 taking points in `source` to `target` at `stamp_s` (0 = latest); waits up to `timeout_s` for
+        transforms still in flight (as tf2's message filters do); raises TransformError."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self._lookup(target, source, stamp_s)
+            except TransformError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _lookup(self, target: str, source: str, stamp_s: float) -> np.ndarray:
         if target == source:
             return np.eye(4)
         if self.backend != "tf2_ros":
