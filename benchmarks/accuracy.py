@@ -107,8 +107,8 @@ def table(rows, args) -> str:
         "## Localization accuracy and latency (DESIGN.md §6 protocol)",
         "",
         f"Command: `{cmd}` (after `source scripts/env.sh`). Synthetic: the held-out `test` split "
-        f"(`translocnet generate --split test`), every {args.every}th frame for `known`, every "
-        f"{args.every_unknown}th for `unknown`; helsinki-dev: all frames. Machine: {machine()}. "
+        f"(`translocnet generate --split test`), frame stride {args.every} for `known` and "
+        f"{args.every_unknown} for `unknown`; helsinki-dev: all frames. Machine: {machine()}. "
         f"Date: {time.strftime('%Y-%m-%d')}.",
         "",
         "| data | method | protocol | n | pos. mean [m] | pos. median [m] | yaw mean [deg] | yaw median [deg] "
