@@ -7,11 +7,8 @@ Writes the `imagery` section of BENCHMARKS.md.
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -23,40 +20,12 @@ from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.geo.crs import MapFrame  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
+from translocnet_ros.imagery.tile_server import serve_cog  # noqa: E402
 from translocnet_ros.imagery.xyz import XyzTileSource  # noqa: E402
 from translocnet_ros.synth.cli import build  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402
 
 SIZE_M, RES = 104.0, 0.5  # the patch TransLocNet asks for (known protocol)
-
-
-def start_titiler() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "titiler.application.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
-            return proc, base
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("TiTiler did not start")
 
 
 def timed(make_source, poses) -> np.ndarray:
@@ -77,9 +46,7 @@ def main() -> int:
     ortho = town / "ortho.tif"
     local = GeoTiffSource(ortho)
     poses = KittiDrive(town / "drive_00").ground_truth(MapFrame.from_any(local.crs)).poses
-    proc, base = start_titiler()
-    try:
-        url = f"{base}/cog/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png?url={ortho}"
+    with serve_cog(ortho) as url:
         tiles = XyzTileSource(url, local.crs, timeout_s=5.0)
         timed(lambda: tiles, poses)  # fill the cache
         rows = [
@@ -91,9 +58,6 @@ def main() -> int:
             ("XYZ via TiTiler, warm (all tiles in the memory cache)", timed(lambda: tiles, poses)),
         ]
         tiles.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
     lines = [
         "## Imagery patch latency",
         "",

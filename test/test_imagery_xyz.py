@@ -1,12 +1,8 @@
 """XYZ tile source: tile math against pyproj, a real TiTiler server on loopback, and faulty servers."""
 
 import http.server
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import cv2
 import numpy as np
@@ -15,6 +11,7 @@ from affine import Affine
 from pyproj import Transformer
 
 from translocnet_ros.imagery.geotiff import GeoTiffSource
+from translocnet_ros.imagery.tile_server import serve_cog
 from translocnet_ros.imagery.webmercator import (
     mercator_scale_factor,
     tile_bounds,
@@ -61,12 +58,6 @@ def test_tile_math_against_pyproj():
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cog(tmp_path_factory):
     """A 300 x 300 m, 0.25 m/px COG with blobs and lines, so alignment errors show."""
@@ -89,36 +80,8 @@ def cog(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def titiler(cog):
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "titiler.application.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"TiTiler did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("TiTiler did not answer on /healthz")
-    yield f"{base}/cog/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png?url={cog}"
-    proc.terminate()
-    proc.wait(10)
+    with serve_cog(cog) as url:
+        yield url
 
 
 def test_titiler_patch_matches_direct_read(cog, titiler):
