@@ -50,6 +50,9 @@ def main() -> int:
     ap.add_argument("--every-unknown", type=int, default=5, help="frame stride on synthetic drives (unknown)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "accuracy")
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument("--section", default="accuracy", help="BENCHMARKS.md section to (re)write")
+    ap.add_argument("--title", default="Localization accuracy and latency (DESIGN.md §6 protocol)")
+    ap.add_argument("--note", default="", help="a sentence about this run, printed under the table")
     args = ap.parse_args()
 
     rows = []
@@ -97,14 +100,16 @@ def main() -> int:
                     flush=True,
                 )
     if not args.no_write:
-        write_section("accuracy", table(rows, args))
+        write_section(args.section, table(rows, args))
     return 0
 
 
 def table(rows, args) -> str:
     cmd = "python benchmarks/accuracy.py" + (f" --towns {args.towns}" if args.towns else "")
+    if args.methods != ["prior", "ncc"]:
+        cmd += " --methods " + " ".join(args.methods)
     lines = [
-        "## Localization accuracy and latency (DESIGN.md §6 protocol)",
+        f"## {args.title}",
         "",
         f"Command: `{cmd}` (after `source scripts/env.sh`). Synthetic: the held-out `test` split "
         f"(`translocnet generate --split test`), frame stride {args.every} for `known` and "
@@ -126,6 +131,8 @@ def table(rows, args) -> str:
             f"| {s['latency_ms']['p50']:.0f} | {s['latency_ms']['p95']:.0f} | {s['device']} | {fails} |"
         )
     lines += ["", "`prior` returns the prior unchanged: the floor every method must beat."]
+    if args.note:
+        lines += ["", args.note]
     return "\n".join(lines)
 
 
