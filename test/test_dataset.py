@@ -111,3 +111,21 @@ def test_bag_drive_matches_the_oxts_ground_truth_and_scans():
     a, b = bd.scan_base(3), kd.scan_base(3)
     assert a.shape == b.shape
     np.testing.assert_allclose(a[:, :3], b[:, :3], atol=2e-3)  # bag extrinsics chain = calib file
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_ros2_bag_reads_like_the_ros1_bag(tmp_path, storage):
+    bag = HELSINKI / "111140337709579" / "kitti.bag"
+    if not bag.exists():
+        pytest.skip("../shared/data/helsinki-dev is not beside this checkout")
+    import rasterio
+    from rosbags.convert import convert
+
+    from translocnet_ros.dataset.bag import BagDrive
+
+    dst = tmp_path / f"kitti_{storage}"
+    convert([bag], dst, storage, 8, None, "file", None, None, [], [], [], [])
+    crs = MapFrame.from_any(rasterio.open(bag.parent / "ortho.tif").crs)
+    ros1, ros2 = BagDrive(bag), BagDrive(dst)
+    np.testing.assert_allclose(ros2.ground_truth(crs).xy_yaw(), ros1.ground_truth(crs).xy_yaw())
+    np.testing.assert_array_equal(ros2.scan_base(5), ros1.scan_base(5))
