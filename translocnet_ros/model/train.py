@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--infonce-weight", type=float, default=0.3, help="0 disables the contrastive head (ablation)"
     )
     p.add_argument("--no-attention", action="store_true", help="ablation: no cross-attention")
+    p.add_argument(
+        "--window-m", type=float, default=SampleConfig.window_m, help="training search window (+-)"
+    )
     p.add_argument("--train-towns", type=int, default=None, help="use only the first N train towns")
     p.add_argument("--val-towns", type=int, default=None)
     p.add_argument("--val-samples", type=int, default=48)
@@ -163,7 +166,7 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     mcfg = ModelConfig()
-    scfg = SampleConfig()
+    scfg = replace(SampleConfig(), window_m=args.window_m)
     train_towns = [(args.data / n, s) for n, s in split_towns("train", args.train_towns)]
     val_towns = [(args.data / n, s) for n, s in split_towns("val", args.val_towns)]
     build(train_towns + val_towns, force=False)
