@@ -125,6 +125,8 @@ class XyzTileSource:
     def _submit(self, key) -> Future:
         fut = self._inflight.get(key)
         if fut is None or fut.done():
+            if len(self._inflight) > 256:  # forget finished fetches: the caches hold their results
+                self._inflight = {k: f for k, f in self._inflight.items() if not f.done()}
             fut = self._pool.submit(self._fetch, key)
             self._inflight[key] = fut
         return fut
