@@ -15,7 +15,7 @@ import numpy as np
 
 from translocnet_ros.dataset.kitti import DatasetError, GroundTruth
 from translocnet_ros.geo.crs import MapFrame
-from translocnet_ros.geo.pose import Pose2D, quaternion_to_yaw
+from translocnet_ros.geo.pose import Pose2D, quaternion_to_yaw, transform_cloud
 from translocnet_ros.geo.tf_tree import TransformError, TransformTree
 
 
@@ -89,6 +89,4 @@ class BagDrive:
             t = self._tree.lookup(self._base, sensor or self._base, 0.0)
         except TransformError as exc:
             raise DatasetError(f"{self.path}: no static transform {sensor} -> {self._base}: {exc}") from exc
-        out = pts.copy()
-        out[:, :3] = pts[:, :3] @ t[:3, :3].T.astype(np.float32) + t[:3, 3].astype(np.float32)
-        return out
+        return transform_cloud(pts, t)

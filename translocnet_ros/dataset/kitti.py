@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from translocnet_ros.geo.crs import MapFrame
-from translocnet_ros.geo.pose import Pose2D, rigid_inverse
+from translocnet_ros.geo.pose import Pose2D, rigid_inverse, transform_cloud
 
 OXTS_FIELDS = [
     "lat",
@@ -175,8 +175,4 @@ class KittiDrive:
 
     def scan_base(self, frame: int) -> np.ndarray:
         """(N, 4) points in base_link, reflectance kept."""
-        pts = self.scan_velo(frame)
-        t = self.t_velo_to_base
-        out = pts.copy()
-        out[:, :3] = pts[:, :3] @ t[:3, :3].T.astype(np.float32) + t[:3, 3].astype(np.float32)
-        return out
+        return transform_cloud(self.scan_velo(frame), self.t_velo_to_base)

@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from translocnet_ros.dataset.bag import BagDrive
 from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.evaluation.metrics import summarize
@@ -56,8 +58,6 @@ def run(args) -> int:
         args.max_frames,
         progress=not args.quiet,
     )
-    import numpy as np
-
     est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
     summary = summarize(
         gt, est, np.array([r.latency_ms for r in results]), method.name, args.protocol, method.device

@@ -50,6 +50,13 @@ def quaternion_to_yaw(x: float, y: float, z: float, w: float) -> float:
     return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
 
 
+def transform_cloud(points: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(N, 3+) points moved by a 4x4 rigid transform; extra columns (intensity) are kept, float32 out."""
+    out = np.array(points, dtype=np.float32)
+    out[:, :3] = out[:, :3] @ t[:3, :3].T.astype(np.float32) + t[:3, 3].astype(np.float32)
+    return out
+
+
 def rigid_inverse(t: np.ndarray) -> np.ndarray:
     """Inverse of a 4x4 rigid transform."""
     inv = np.eye(4)

@@ -39,7 +39,7 @@ class GeoTiffSource:
         """Which patch pixel centres fall inside the source raster."""
         cols, rows = np.meshgrid(np.arange(n) + 0.5, np.arange(n) + 0.5)
         x, y = dst_t @ (cols, rows)
-        sx, sy = self._to_src.transform(x, y)
+        sx, sy = (x, y) if self.crs == self._ds.crs else self._to_src.transform(x, y)
         b = self._ds.bounds
         return (sx >= b.left) & (sx <= b.right) & (sy >= b.bottom) & (sy <= b.top)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.types import Estimate, ImagerySource, Localizer, SearchWindow
 
@@ -13,8 +15,6 @@ class PriorLocalizer:
     device = "cpu"
 
     def localize(self, scan, imagery: ImagerySource, prior: Pose2D, window: SearchWindow) -> Estimate:
-        import numpy as np
-
         var = [window.radius_m**2 / 3, window.radius_m**2 / 3, window.yaw_range_rad**2 / 3]
         return Estimate(prior, np.diag(var), 0.0)
 

@@ -25,7 +25,7 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from translocnet_ros.geo.crs import MapFrame
-from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.geo.pose import Pose2D, transform_cloud
 from translocnet_ros.geo.tf_tree import TransformError
 from translocnet_ros.imagery.open import open_imagery
 from translocnet_ros.localization.methods import make_method
@@ -258,8 +258,7 @@ class LocalizerNode(Node):
             t = self.tf.lookup(p["base_frame"], sensor, stamp, timeout_s=0.2)
         except TransformError as exc:
             return f"no transform {sensor} -> {p['base_frame']}: {exc}"
-        pts = cloud.points.copy()
-        pts[:, :3] = pts[:, :3] @ t[:3, :3].T.astype(np.float32) + t[:3, 3].astype(np.float32)
+        pts = transform_cloud(cloud.points, t)
         odom = None
         if p["odom_frame"]:
             try:
@@ -313,12 +312,9 @@ class LocalizerNode(Node):
 
     def _publish_diagnostics(self) -> None:
         if self.problem:
-            level = ERROR if self.localizer is None else WARN
-            message = self.problem
+            level, message = (ERROR if self.localizer is None else WARN), self.problem
         else:
-            level, message = OK, f"{self.tracker.state.value}"
-        if self.tracker.state == State.WAITING and not self.problem:
-            level, message = WARN, State.WAITING.value
+            level, message = (WARN if self.tracker.state == State.WAITING else OK), self.tracker.state.value
         values = {
             "state": self.tracker.state.value,
             **self.stats,

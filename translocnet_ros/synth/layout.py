@@ -205,7 +205,7 @@ def paint_ground(style: TownStyle, size_m: float, nodes, roads, rng) -> np.ndarr
     return g
 
 
-def blocked_mask(ground: np.ndarray, style: TownStyle) -> np.ndarray:
+def blocked_mask(ground: np.ndarray) -> np.ndarray:
     """Cells where nothing may be built: roads, sidewalks, markings."""
     return np.isin(ground, (ASPHALT, MARKING, SIDEWALK)).astype(np.uint8)
 
@@ -217,7 +217,7 @@ def place_buildings(layout: Layout, style: TownStyle, rng) -> np.ndarray:
     coarse = 1.0  # m per cell of the occupancy check
     n = int(layout.size_m / coarse)
     f = int(round(coarse / GROUND_RES))
-    road = blocked_mask(layout.ground, style)[: n * f, : n * f].reshape(n, f, n, f).max(axis=(1, 3))
+    road = blocked_mask(layout.ground)[: n * f, : n * f].reshape(n, f, n, f).max(axis=(1, 3))
     occupied = road.copy()
     roads = layout.roads
     seg_a = np.array([layout.nodes[r.a] for r in roads])
