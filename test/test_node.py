@@ -65,7 +65,10 @@ def test_map_to_odom_composes_to_the_published_pose(live):
             composed = match[0] @ odom[scan_stamp]
             np.testing.assert_allclose(composed, pose2d_to_matrix(Pose2D(x, y, yaw)), atol=1e-6)
             checked += 1
-    assert checked >= 2
+    assert checked >= 2, (
+        f"{len(res.poses)} poses, {len(odom)} odom -> base_link, {len(map_odom)} map -> odom; "
+        f"pose stamps {[round(p[0], 3) for p in res.poses][:10]}, odom stamps {sorted(odom)[:10]}"
+    )
 
 
 def _cloud(points, frame="base_link", fields=("x", "y", "z", "intensity")):

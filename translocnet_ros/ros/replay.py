@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 GT_CHILD_FRAMES = {"base_link"}  # kitti2bag publishes world -> base_link as ground truth on /tf
+LIDAR_TOPIC, GNSS_TOPIC = "/kitti/velo/pointcloud", "/kitti/oxts/gps/fix"  # kitti2bag's names
 
 
 def _ros_class(type_name: str):
@@ -55,6 +56,23 @@ def bag_messages(path: Path, with_ground_truth: bool) -> Iterator[tuple[int, str
                 if not msg.transforms:
                     continue
             yield stamp_ns, conn.topic, msg
+
+
+def bag_topics(path: Path) -> dict[str, type]:
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([path]) as reader:
+        return {c.topic: _ros_class(c.msgtype) for c in reader.connections}
+
+
+def drive_topics(with_ground_truth: bool, odom: bool) -> dict[str, type]:
+    from sensor_msgs.msg import NavSatFix, PointCloud2
+    from tf2_msgs.msg import TFMessage
+
+    topics = {"/tf_static": TFMessage, GNSS_TOPIC: NavSatFix, LIDAR_TOPIC: PointCloud2}
+    if with_ground_truth or odom:
+        topics["/tf"] = TFMessage
+    return topics
 
 
 def drive_messages(
@@ -128,9 +146,9 @@ def drive_messages(
             25.0,
         ]
         fix.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
-        yield ns, "/kitti/oxts/gps/fix", fix
+        yield ns, GNSS_TOPIC, fix
         cloud = array_to_cloud(drive.scan_velo(f), "velo_link", stamp, ("x", "y", "z", "i"))
-        yield ns, "/kitti/velo/pointcloud", cloud
+        yield ns, LIDAR_TOPIC, cloud
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -146,7 +164,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--gnss-noise-m", type=float, default=0.0, help="drive folders: noise added to the GNSS fixes"
     )
     p.add_argument("--odom", action="store_true", help="drive folders: publish simulated odom -> base_link")
-    p.add_argument("--start-delay", type=float, default=1.0, help="seconds to wait for subscribers first")
+    p.add_argument(
+        "--start-delay",
+        type=float,
+        default=1.0,
+        help="seconds between creating the publishers and the first message (discovery)",
+    )
     p.add_argument("--loop", type=int, default=1, help="play the source this many times")
     p.add_argument(
         "--restamp", action="store_true", help="stamp messages with the wall clock (soak tests, loops)"
@@ -169,9 +192,11 @@ def run(args) -> int:
 
     source = args.source
 
+    is_drive = (source / "velodyne_points").is_dir()
+
     def items():
         for k in range(args.loop):
-            if (source / "velodyne_points").is_dir():
+            if is_drive:
                 yield from drive_messages(
                     source, args.with_ground_truth, args.gnss_noise_m, args.odom, seed=k
                 )
@@ -184,7 +209,12 @@ def run(args) -> int:
         depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
     )
     default_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = {}
+    topics = drive_topics(args.with_ground_truth, args.odom) if is_drive else bag_topics(source)
+    # every publisher exists before the first message, so that subscribers have matched it by then
+    pubs = {
+        topic: node.create_publisher(cls, topic, static_qos if topic == "/tf_static" else default_qos)
+        for topic, cls in topics.items()
+    }
     clock_pub = node.create_publisher(Clock, "/clock", 10) if args.clock else None
     time.sleep(args.start_delay)
     t_wall0 = t_bag0 = None
@@ -194,10 +224,6 @@ def run(args) -> int:
         for stamp_ns, topic, msg in items():
             if last_ns is not None and stamp_ns < last_ns:  # next loop: keep the playback clock running
                 t_wall0, t_bag0 = time.monotonic(), stamp_ns
-            if topic not in pubs:
-                pubs[topic] = node.create_publisher(
-                    type(msg), topic, static_qos if topic == "/tf_static" else default_qos
-                )
             if t_wall0 is None:
                 t_wall0, t_bag0 = time.monotonic(), stamp_ns
             if args.rate > 0:
