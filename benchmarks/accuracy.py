@@ -21,8 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
-from translocnet_ros.evaluation.metrics import summarize  # noqa: E402
-from translocnet_ros.evaluation.protocol import run_protocol, write_frames_csv  # noqa: E402
+from translocnet_ros.evaluation.protocol import run_protocol, score_results, write_frames_csv  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.methods import make_method  # noqa: E402
 from translocnet_ros.synth.cli import build  # noqa: E402
@@ -45,6 +44,7 @@ def main() -> int:
     ap.add_argument("--methods", nargs="+", default=["prior", "ncc"])
     ap.add_argument("--protocols", nargs="+", default=["known", "unknown"])
     ap.add_argument("--synth", type=Path, default=ROOT / "data" / "synth")
+    ap.add_argument("--model", type=Path, default=None, help="translocnet model (default models/)")
     ap.add_argument("--towns", type=int, default=None, help="first N test towns only")
     ap.add_argument("--every", type=int, default=2, help="frame stride on synthetic drives (known protocol)")
     ap.add_argument("--every-unknown", type=int, default=5, help="frame stride on synthetic drives (unknown)")
@@ -58,10 +58,10 @@ def main() -> int:
     rows = []
     for label, drives in datasets(args.synth, args.towns):
         for method_name in args.methods:
-            method = make_method(method_name)
+            method = make_method(method_name, **({"model_path": args.model} if args.model else {}))
             for protocol in args.protocols:
                 stride = args.every if protocol == "known" else args.every_unknown
-                gts, ests, lats, fails = [], [], [], 0
+                gts, results = [], []
                 for drive_dir, ortho in drives:
                     src = GeoTiffSource(ortho)
                     real = "helsinki" in label
@@ -78,17 +78,9 @@ def main() -> int:
                     out.mkdir(parents=True, exist_ok=True)
                     write_frames_csv(out / f"{drive_dir.parent.name}.frames.csv", res)
                     gts.append(gt)
-                    ests.append(np.array([[r.est.x, r.est.y, r.est.yaw] for r in res]))
-                    lats += [r.latency_ms for r in res]
-                    fails += sum(bool(r.error) for r in res)
-                s = summarize(
-                    np.concatenate(gts),
-                    np.concatenate(ests),
-                    np.array(lats),
-                    method.name,
-                    protocol,
-                    method.device,
-                )
+                    results += res
+                s = score_results(np.concatenate(gts), results, method, protocol)
+                fails = sum(bool(r.error) for r in results)
                 (args.out / label.split()[0] / f"{method_name}_{protocol}.json").write_text(
                     json.dumps(s, indent=2)
                 )
@@ -108,6 +100,8 @@ def table(rows, args) -> str:
     cmd = "python benchmarks/accuracy.py" + (f" --towns {args.towns}" if args.towns else "")
     if args.methods != ["prior", "ncc"]:
         cmd += " --methods " + " ".join(args.methods)
+    if args.model:
+        cmd += f" --model {args.model.relative_to(ROOT) if args.model.is_absolute() else args.model}"
     lines = [
         f"## {args.title}",
         "",
@@ -130,7 +124,26 @@ def table(rows, args) -> str:
             f"| {s['yaw_recall']['1deg']:.0%} | {s['yaw_recall']['5deg']:.0%} "
             f"| {s['latency_ms']['p50']:.0f} | {s['latency_ms']['p95']:.0f} | {s['device']} | {fails} |"
         )
-    lines += ["", "`prior` returns the prior unchanged: the floor every method must beat."]
+    lines += [
+        "",
+        "`prior` returns the prior unchanged: the floor every method must beat.",
+        "",
+        "Uncertainty (see `translocnet_ros/evaluation/calibration.py`): NEES of the (x, y, yaw) error under the "
+        "reported covariance (3 when honest, larger when overconfident), share of frames inside their 95% "
+        "ellipsoid (0.95 when honest), mean confidence (the claimed P(error <= 1 m and 2 deg)) beside the "
+        "observed rate, and the rank correlation of confidence with position error (negative is good).",
+        "",
+        "| data | method | protocol | NEES mean | NEES median | 95% coverage | confidence | hit rate 1 m/2° "
+        "| Spearman(conf, err) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, n_drives, s, _ in rows:
+        c = s["calibration"]
+        lines.append(
+            f"| {label} ({n_drives}) | {s['method']} | {s['protocol']} | {c['nees_mean']:.1f} "
+            f"| {c['nees_median']:.1f} | {c['coverage_95']:.0%} | {c['confidence_mean']:.2f} "
+            f"| {c['hit_rate_1m_2deg']:.0%} | {c['spearman_confidence_error']:+.2f} |"
+        )
     if args.note:
         lines += ["", args.note]
     return "\n".join(lines)

@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from translocnet_ros.dataset.kitti import KittiDrive
+from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.localization.decode import decode_volume
 from translocnet_ros.localization.translocnet import ModelLoadError, TransLocNetLocalizer, load_model
-from translocnet_ros.localization.types import LocalizationError, SearchWindow
+from translocnet_ros.localization.types import LocalizationError, ScoreVolume, SearchWindow
 from translocnet_ros.model.config import ModelConfig
+from translocnet_ros.model.data import SampleConfig, TownFrames
 from translocnet_ros.model.export import export
 from translocnet_ros.model.losses import info_nce, volume_nll
 from translocnet_ros.model.network import TransLocNet, correlate, rotate
@@ -69,7 +73,7 @@ def test_planted_template_is_found_with_decode():
     aerial[:, 9:25, 17:33] += rotate(tmpl, yaw)[0]  # top-left (9, 17); centre cell (40 - 16) / 2 = 12
     yaws = torch.tensor([0.1, 0.2, 0.3, 0.4])
     vol = correlate(aerial, rotate(tmpl, yaws)).numpy()
-    est = decode_volume(vol * 5, Pose2D(0, 0, 0), yaws.numpy(), 1.0, 12.0)
+    est = decode_volume(ScoreVolume(vol * 5, Pose2D(0, 0, 0), yaws.numpy(), 1.0, 12.0))
     assert est.pose.x == pytest.approx(5.0, abs=0.5) and est.pose.y == pytest.approx(3.0, abs=0.5)
     assert est.pose.yaw == pytest.approx(0.3, abs=0.05)
 
@@ -148,10 +152,6 @@ def test_load_checks_metadata_and_hash(exported, tmp_path):
 
 
 def test_localizer_runs_and_refuses_bad_input(exported, small_town):
-    from translocnet_ros.dataset.kitti import KittiDrive
-    from translocnet_ros.geo.crs import MapFrame
-    from translocnet_ros.imagery.geotiff import GeoTiffSource
-
     _, path = exported
     loc = TransLocNetLocalizer(path, device="cpu")
     drive = KittiDrive(small_town / "drive_00")
@@ -167,3 +167,23 @@ def test_localizer_runs_and_refuses_bad_input(exported, small_town):
     with pytest.raises(LocalizationError, match="outside the imagery"):
         loc.localize(drive.scan_base(0), src, gt.offset(5000.0, 0.0, 0.0), SearchWindow())
     assert len(loc.yaw_offsets(SearchWindow(20.0, np.pi))) == 144
+
+
+def test_training_target_is_the_cell_of_the_true_pose(small_town):
+    """The NLL target must be the volume cell where decoding places the ground truth (a 0.5 m vs 1 m mix-up
+    here once trained a model on labels twice as far from the prior as the truth)."""
+    mcfg, scfg = ModelConfig(), SampleConfig(window_m=6.0)
+    frames = TownFrames([small_town], mcfg, scfg, seed=3)
+    gt = KittiDrive(small_town / "drive_00").ground_truth(
+        MapFrame.from_any(GeoTiffSource(small_town / "ortho.tif").crs)
+    )
+    n = int(round(scfg.window_m / mcfg.out_m_per_px))
+    offsets = np.radians((np.arange(scfg.yaw_bins) - scfg.yaw_bins // 2) * scfg.yaw_step_deg)
+    moved = 0
+    for index in range(len(frames)):
+        s = frames[index]
+        prior = Pose2D(*s["prior"].tolist())
+        volume = ScoreVolume(np.zeros((scfg.yaw_bins, 2 * n + 1, 2 * n + 1)), prior, offsets, 1.0, float(n))
+        assert volume.cell_of(gt.poses[index]) == tuple(s["target"].tolist())
+        moved += np.hypot(prior.x - gt.poses[index].x, prior.y - gt.poses[index].y) > 1.0
+    assert moved >= len(frames) // 2  # the priors really are offset

@@ -13,7 +13,7 @@ from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.localization.decode import decode_volume
-from translocnet_ros.localization.types import Estimate, LocalizationError
+from translocnet_ros.localization.types import Estimate, LocalizationError, ScoreVolume
 
 
 def test_priors_are_seeded_and_bounded():
@@ -68,7 +68,7 @@ def test_decode_recovers_a_gaussian_peak():
     dy = -(ii - c) * res - y_true
     logits = -0.5 * ((dx**2 + dy**2) / sx**2)[None] - 0.5 * ((yaws - yaw_true) ** 2 / syaw**2)[:, None, None]
     prior = Pose2D(1000.0, 2000.0, 0.5)
-    est = decode_volume(logits, prior, yaws, res, c)
+    est = decode_volume(ScoreVolume(logits, prior, yaws, res, c))
     assert est.pose.x == pytest.approx(1000.0 + x_true, abs=0.03)
     assert est.pose.y == pytest.approx(2000.0 + y_true, abs=0.03)
     assert est.pose.yaw == pytest.approx(0.5 + yaw_true, abs=np.radians(0.1))

@@ -15,6 +15,10 @@ COMMANDS = {
     ),
     "eval": ("translocnet_ros.evaluation.cli", "score a method on a drive with the DESIGN.md §6 protocol"),
     "train": ("translocnet_ros.model.train", "train TransLocNet on the synthetic train split"),
+    "calibrate": (
+        "translocnet_ros.evaluation.calibrate_cli",
+        "fit a method's likelihood temperature on the val towns (honest covariances)",
+    ),
     "export": ("translocnet_ros.model.export", "export a checkpoint to TorchScript + metadata in models/"),
     "demo": ("translocnet_ros.ros.demo", "node + replay of a synthetic drive as ROS 2 processes, scored"),
     "replay": ("translocnet_ros.ros.replay", "publish a bag or a KITTI-layout drive on ROS 2 topics"),

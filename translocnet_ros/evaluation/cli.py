@@ -11,9 +11,8 @@ import numpy as np
 
 from translocnet_ros.dataset.bag import BagDrive
 from translocnet_ros.dataset.kitti import KittiDrive
-from translocnet_ros.evaluation.metrics import summarize
 from translocnet_ros.evaluation.plots import plot_run
-from translocnet_ros.evaluation.protocol import PROTOCOLS, run_protocol, write_frames_csv
+from translocnet_ros.evaluation.protocol import PROTOCOLS, run_protocol, score_results, write_frames_csv
 from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.localization.methods import make_method
 
@@ -59,9 +58,7 @@ def run(args) -> int:
         progress=not args.quiet,
     )
     est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
-    summary = summarize(
-        gt, est, np.array([r.latency_ms for r in results]), method.name, args.protocol, method.device
-    )
+    summary = score_results(gt, results, method, args.protocol)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     write_frames_csv(args.out.with_suffix(".frames.csv"), results)

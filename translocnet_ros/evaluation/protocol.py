@@ -16,6 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from translocnet_ros.dataset.kitti import KittiDrive
+from translocnet_ros.evaluation.calibration import consistency
+from translocnet_ros.evaluation.metrics import summarize
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.types import ImagerySource, LocalizationError, Localizer, SearchWindow
@@ -100,6 +102,18 @@ def run_protocol(
             FrameResult(drive.frames[k], priors[k], pose, cov, conf, 1e3 * (time.perf_counter() - t0), err)
         )
     return gt.xy_yaw()[idx], results
+
+
+def score_results(gt: np.ndarray, results: list[FrameResult], method: Localizer, protocol: str) -> dict:
+    """DESIGN.md §6 summary plus the consistency of the reported covariance and confidence."""
+    est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
+    summary = summarize(
+        gt, est, np.array([r.latency_ms for r in results]), method.name, protocol, method.device
+    )
+    summary["calibration"] = consistency(
+        gt, est, np.array([r.cov for r in results]), np.array([r.confidence for r in results])
+    )
+    return summary
 
 
 def write_frames_csv(path: Path, results: list[FrameResult]) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
-from translocnet_ros.localization.types import Estimate
+from translocnet_ros.localization.types import Estimate, ScoreVolume
 
 
 def _parabola_peak(lo: float, mid: float, hi: float) -> float:
@@ -18,17 +18,18 @@ def _parabola_peak(lo: float, mid: float, hi: float) -> float:
     return 0.0 if den >= 0 else float(np.clip(0.5 * (lo - hi) / den, -0.5, 0.5))
 
 
-def decode_volume(
-    logits: np.ndarray,
-    prior: Pose2D,
-    yaw_offsets: np.ndarray,
-    m_per_px: float,
-    centre_px: float,
-    near_m: float = 1.0,
-    near_rad: float = np.radians(2.0),
-) -> Estimate:
-    """logits[k, i, j]: log-likelihood of yaw = prior.yaw + yaw_offsets[k] and the vehicle at
-    x = prior.x + (j - centre_px) * m_per_px, y = prior.y - (i - centre_px) * m_per_px."""
+NEAR_M, NEAR_RAD = 1.0, np.radians(2.0)  # the confidence is the probability of being this close to the mode
+
+
+def decode_volume(volume: ScoreVolume, temperature: float = 1.0) -> Estimate:
+    """Mode with sub-cell refinement; covariance and confidence from the distribution softmax(logits / T)."""
+    logits = volume.logits / temperature
+    prior, yaw_offsets, m_per_px, centre_px = (
+        volume.prior,
+        volume.yaw_offsets,
+        volume.m_per_px,
+        volume.centre_px,
+    )
     k, i, j = np.unravel_index(int(np.argmax(logits)), logits.shape)
     nk, ni, nj = logits.shape
     di = _parabola_peak(logits[k, i - 1, j], logits[k, i, j], logits[k, i + 1, j]) if 0 < i < ni - 1 else 0.0
@@ -53,5 +54,5 @@ def decode_volume(
     cov = np.array([[np.sum(p * a * b) for b in cells] for a in cells])
     step_yaw = float(np.min(np.diff(np.sort(yaw_offsets)))) if nk > 1 else np.radians(1.0)
     cov += np.diag([m_per_px**2 / 12, m_per_px**2 / 12, step_yaw**2 / 12])  # quantization floor
-    near = (np.hypot(cells[0], cells[1]) <= near_m) & (np.abs(cells[2]) <= near_rad)
+    near = (np.hypot(cells[0], cells[1]) <= NEAR_M) & (np.abs(cells[2]) <= NEAR_RAD)
     return Estimate(pose, cov, float(p[near].sum()), p.max(axis=0).astype(np.float32))

@@ -16,7 +16,13 @@ from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.bev import BevGrid, rasterize
 from translocnet_ros.localization.decode import decode_volume
-from translocnet_ros.localization.types import Estimate, ImagerySource, LocalizationError, SearchWindow
+from translocnet_ros.localization.types import (
+    Estimate,
+    ImagerySource,
+    LocalizationError,
+    ScoreVolume,
+    SearchWindow,
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class NccLocalizer:
         self.cfg = config or NccConfig()
         size = int(round(2 * self.cfg.template_radius_m / self.cfg.m_per_px))
         self.grid = BevGrid(size + size % 2, self.cfg.m_per_px)
+        self.temperature = self.cfg.temperature
 
     def template(self, scan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Vehicle-aligned LiDAR edge template and the mask of cells the scan observed."""
@@ -83,6 +90,11 @@ class NccLocalizer:
     def localize(
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
     ) -> Estimate:
+        return decode_volume(self.score_volume(scan, imagery, prior, window), self.temperature)
+
+    def score_volume(
+        self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
+    ) -> ScoreVolume:
         cfg = self.cfg
         if len(scan) < cfg.min_points:
             raise LocalizationError(f"scan has {len(scan)} points, need at least {cfg.min_points}")
@@ -107,5 +119,4 @@ class NccLocalizer:
             n = int(np.floor(np.degrees(window.yaw_range_rad) / cfg.yaw_step_deg))
             offsets = np.radians(np.arange(-n, n + 1) * cfg.yaw_step_deg)
         scores = self._scores(aerial, tmpl, mask, prior.yaw + offsets)
-        centre_px = (scores.shape[1] - 1) / 2
-        return decode_volume(scores / cfg.temperature, prior, offsets, cfg.m_per_px, centre_px)
+        return ScoreVolume(scores, prior, offsets, cfg.m_per_px, (scores.shape[1] - 1) / 2)

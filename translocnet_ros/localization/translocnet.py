@@ -11,7 +11,13 @@ import torch
 
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.decode import decode_volume
-from translocnet_ros.localization.types import Estimate, ImagerySource, LocalizationError, SearchWindow
+from translocnet_ros.localization.types import (
+    Estimate,
+    ImagerySource,
+    LocalizationError,
+    ScoreVolume,
+    SearchWindow,
+)
 from translocnet_ros.model.config import ModelConfig
 
 FORMAT = "translocnet-torchscript-1"
@@ -82,7 +88,10 @@ class TransLocNetLocalizer:
     ):
         self.torch_device = resolve_device(device)
         self.device = self.torch_device.type
+        self.model_path = Path(model_path)
         self.module, self.cfg, self.meta = load_model(model_path, self.torch_device)
+        # fitted on the val towns by `translocnet calibrate`; 1 = the training NLL's own scale
+        self.temperature = float(self.meta.get("calibration", {}).get("temperature", 1.0))
         self.yaw_step = np.radians(yaw_step_deg)
         self.wide_yaw_step = np.radians(wide_yaw_step_deg)
         self.yaw_chunk = yaw_chunk
@@ -93,10 +102,15 @@ class TransLocNetLocalizer:
         n = int(np.floor(window.yaw_range_rad / self.yaw_step + 1e-9))
         return np.arange(-n, n + 1) * self.yaw_step
 
-    @torch.no_grad()
     def localize(
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
     ) -> Estimate:
+        return decode_volume(self.score_volume(scan, imagery, prior, window), self.temperature)
+
+    @torch.no_grad()
+    def score_volume(
+        self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
+    ) -> ScoreVolume:
         if len(scan) < 500:
             raise LocalizationError(f"scan has {len(scan)} points, need at least 500")
         cfg = self.cfg
@@ -111,4 +125,4 @@ class TransLocNetLocalizer:
         yaws = torch.from_numpy((prior.yaw + offsets).astype(np.float32)).to(dev)
         logits = torch.cat([self.module.score(mb, ma, observed, y) for y in yaws.split(self.yaw_chunk)])
         volume = logits.cpu().numpy().astype(np.float64)
-        return decode_volume(volume, prior, offsets, cfg.out_m_per_px, (volume.shape[-1] - 1) / 2)
+        return ScoreVolume(volume, prior, offsets, cfg.out_m_per_px, (volume.shape[-1] - 1) / 2)

@@ -33,6 +33,31 @@ class Estimate:
     likelihood: np.ndarray | None = field(default=None, repr=False)  # (H, W) best over yaw, north-up
 
 
+@dataclass
+class ScoreVolume:
+    """A method's unnormalized log-likelihood around a prior, before decoding: logits[k, i, j] scores
+    yaw = prior.yaw + yaw_offsets[k] and the vehicle at x = prior.x + (j - centre_px) * m_per_px,
+    y = prior.y - (i - centre_px) * m_per_px. Kept separate from decoding so it can be calibrated."""
+
+    logits: np.ndarray  # (K, H, W)
+    prior: Pose2D
+    yaw_offsets: np.ndarray  # (K,) radians, increasing
+    m_per_px: float
+    centre_px: float
+
+    def cell_of(self, pose: Pose2D) -> tuple[int, int, int] | None:
+        """Nearest (k, i, j) cell of a pose; None when it lies outside the volume."""
+        nk, ni, nj = self.logits.shape
+        j = int(round((pose.x - self.prior.x) / self.m_per_px + self.centre_px))
+        i = int(round(self.centre_px - (pose.y - self.prior.y) / self.m_per_px))
+        dyaw = np.angle(np.exp(1j * (pose.yaw - self.prior.yaw - self.yaw_offsets)))
+        k = int(np.argmin(np.abs(dyaw)))
+        step = np.min(np.diff(self.yaw_offsets)) if nk > 1 else np.inf
+        if not (0 <= i < ni and 0 <= j < nj) or abs(dyaw[k]) > 0.5 * step + 1e-9:
+            return None
+        return k, i, j
+
+
 class LocalizationError(RuntimeError):
     """The method cannot produce a pose for this input (and says why)."""
 

@@ -87,9 +87,7 @@ class TownFrames(Dataset):
         kb = int(rng.integers(0, s.yaw_bins))
         # prior = truth moved by whole cells / bins: the truth sits at (kb, n_cells + di, n_cells + dj)
         prior = Pose2D(
-            gt.x - dj * m.m_per_px,
-            gt.y + di * m.m_per_px,
-            gt.yaw - np.radians((kb - half_bins) * s.yaw_step_deg),
+            gt.x - dj * res, gt.y + di * res, gt.yaw - np.radians((kb - half_bins) * s.yaw_step_deg)
         )
         shift = rng.uniform(-s.misregistration_m, s.misregistration_m, 2) if s.augment else np.zeros(2)
         patch = self.source(d).patch(
@@ -109,6 +107,7 @@ class TownFrames(Dataset):
             "yaws": torch.from_numpy(yaws.astype(np.float32)),
             "target": torch.tensor([kb, n_cells + di, n_cells + dj]),
             "true_yaw": torch.tensor(gt.yaw, dtype=torch.float32),
+            "prior": torch.tensor([prior.x, prior.y, prior.yaw], dtype=torch.float64),
         }
 
 

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.decode import decode_volume
+from translocnet_ros.localization.types import ScoreVolume
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.data import SampleConfig, TownFrames
 from translocnet_ros.model.losses import info_nce, volume_nll
@@ -53,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--infonce-weight", type=float, default=0.3, help="0 disables the contrastive head (ablation)"
+    )
+    p.add_argument(
+        "--init", type=Path, default=None, help="start from this checkpoint's weights (curriculum stages)"
     )
     p.add_argument("--no-attention", action="store_true", help="ablation: no cross-attention")
     p.add_argument(
@@ -114,11 +118,13 @@ def validate(net: TransLocNet, loader: DataLoader, m_per_px: float, device) -> d
             centre = (logits.shape[-1] - 1) / 2
             yaws = batch["yaws"][b].cpu().numpy()
             est = decode_volume(
-                logits.cpu().numpy(),
-                Pose2D(0.0, 0.0, float(yaws[len(yaws) // 2])),
-                yaws - yaws[len(yaws) // 2],
-                m_per_px,
-                centre,
+                ScoreVolume(
+                    logits.cpu().numpy(),
+                    Pose2D(0.0, 0.0, float(yaws[len(yaws) // 2])),
+                    yaws - yaws[len(yaws) // 2],
+                    m_per_px,
+                    centre,
+                )
             )
             gx, gy = (j - centre) * m_per_px, -(i - centre) * m_per_px
             errs.append(math.hypot(est.pose.x - gx, est.pose.y - gy))
@@ -189,6 +195,9 @@ def run(args) -> int:
         step, epoch, best = ck["step"], ck["epoch"], ck["best"]
         print(f"[train] resumed from {last} at step {step}")
     else:
+        if args.init is not None:  # weights only: a new stage gets its own optimizer and schedule
+            net.load_state_dict(torch.load(args.init, map_location=device, weights_only=False)["model"])
+            print(f"[train] initialized from {args.init}")
         with open(log_path, "w", newline="") as f:
             csv.DictWriter(f, LOG_FIELDS).writeheader()
     meta = {
@@ -201,6 +210,7 @@ def run(args) -> int:
         "steps": args.steps,
         "batch": args.batch,
         "lr": args.lr,
+        "init": f"{args.init.parent.name}/{args.init.name}" if args.init else None,
     }
     (args.out / "config.json").write_text(json.dumps(meta, indent=2))
 
