@@ -61,3 +61,18 @@ def test_consistency_of_honest_and_overconfident_covariances():
     assert over["nees_mean"] == pytest.approx(12.0, rel=0.1)
     assert over["coverage_95"] < 0.6
     assert abs(over["spearman_confidence_error"]) < 0.1
+
+
+def test_calibrate_collects_val_volumes_and_never_worsens_the_nll(small_town):
+    from translocnet_ros.evaluation.calibrate_cli import collect, summary_at
+    from translocnet_ros.localization.ncc import NccLocalizer
+
+    method = NccLocalizer()
+    volumes, truths = collect(method, [small_town], "known", every=4, seed=1, progress=False)
+    assert len(volumes) == len(truths) == 3
+    assert all(v.cell_of(t) is not None for v, t in zip(volumes, truths))
+    t, nll = fit_temperature(volumes, truths)
+    assert nll <= true_pose_nll(volumes, truths, method.temperature) + 1e-3
+    s = summary_at(volumes, truths, t)
+    assert s["temperature"] == t and s["nll"] == pytest.approx(nll)
+    assert 0.0 <= s["coverage_95"] <= 1.0 and s["nees_mean"] > 0

@@ -109,3 +109,27 @@ def test_eval_cli_with_ncc_on_a_synthetic_town(small_town, tmp_path):
     assert rows[0] == CSV_HEADER and len(rows) == 7
     assert [int(r[0]) for r in rows[1:]] == [0, 2, 4, 6, 8, 10]
     assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_decode_refines_a_correlated_peak_jointly():
+    """Along a road, position and yaw errors correlate: the sub-cell refinement must fit them jointly (one
+    parabola per axis through the best cell is biased by the correlation)."""
+    yaws = np.radians(np.arange(-10, 11, 1.0))
+    jj, ii = np.meshgrid(np.arange(41.0), np.arange(41.0), indexing="xy")
+    true = np.array([2.37, -3.61, np.radians(1.4)])  # x, y [m], yaw [rad] from the prior at cell 20
+    sd = np.array([0.9, 0.5, np.radians(1.5)])
+    corr = np.array([[1.0, 0.8, 0.6], [0.8, 1.0, 0.5], [0.6, 0.5, 1.0]])
+    info = np.linalg.inv(corr * np.outer(sd, sd))
+    e = np.stack(
+        [
+            np.broadcast_to((jj - 20.0)[None] - true[0], (21, 41, 41)),
+            np.broadcast_to(-(ii - 20.0)[None] - true[1], (21, 41, 41)),
+            np.broadcast_to(yaws[:, None, None] - true[2], (21, 41, 41)),
+        ],
+        -1,
+    )
+    logits = -0.5 * np.einsum("...i,ij,...j->...", e, info, e)
+    est = decode_volume(ScoreVolume(logits, Pose2D(0.0, 0.0, 0.0), yaws, 1.0, 20.0))
+    assert est.pose.x == pytest.approx(true[0], abs=0.02)
+    assert est.pose.y == pytest.approx(true[1], abs=0.02)
+    assert est.pose.yaw == pytest.approx(true[2], abs=np.radians(0.02))

@@ -18,6 +18,32 @@ def _parabola_peak(lo: float, mid: float, hi: float) -> float:
     return 0.0 if den >= 0 else float(np.clip(0.5 * (lo - hi) / den, -0.5, 0.5))
 
 
+# a quadratic in (k, i, j) over the 3x3x3 block around the mode: 1, k, i, j, k^2, i^2, j^2, ki, kj, ij
+_OFFSETS = np.stack(np.meshgrid(*([np.arange(-1.0, 2.0)] * 3), indexing="ij"), -1).reshape(-1, 3)
+_DESIGN = np.column_stack(
+    [np.ones(27), _OFFSETS, _OFFSETS**2, _OFFSETS[:, [0]] * _OFFSETS[:, 1:], _OFFSETS[:, 1] * _OFFSETS[:, 2]]
+)
+_DESIGN_PINV = np.linalg.pinv(_DESIGN)
+
+
+def _quadratic_peak(block: np.ndarray) -> np.ndarray | None:
+    """Sub-cell offset (dk, di, dj) of the maximum of a quadratic fitted to a 3x3x3 block of log-likelihoods:
+    a Gaussian peak with its correlations (yaw and position trade off along a road). None when the fit has no
+    maximum within one cell of the centre."""
+    c = _DESIGN_PINV @ block.reshape(27)
+    hess = np.array(
+        [
+            [2 * c[4], c[7], c[8]],
+            [c[7], 2 * c[5], c[9]],
+            [c[8], c[9], 2 * c[6]],
+        ]
+    )
+    if np.linalg.eigvalsh(hess).max() >= 0:
+        return None
+    offset = np.linalg.solve(hess, -c[1:4])
+    return offset if np.all(np.abs(offset) <= 1.0) else None
+
+
 NEAR_M, NEAR_RAD = 1.0, np.radians(2.0)  # the confidence is the probability of being this close to the mode
 
 
@@ -32,13 +58,21 @@ def decode_volume(volume: ScoreVolume, temperature: float = 1.0) -> Estimate:
     )
     k, i, j = np.unravel_index(int(np.argmax(logits)), logits.shape)
     nk, ni, nj = logits.shape
-    di = _parabola_peak(logits[k, i - 1, j], logits[k, i, j], logits[k, i + 1, j]) if 0 < i < ni - 1 else 0.0
-    dj = _parabola_peak(logits[k, i, j - 1], logits[k, i, j], logits[k, i, j + 1]) if 0 < j < nj - 1 else 0.0
-    yaw = yaw_offsets[k]
-    if 0 < k < nk - 1 and np.isclose(yaw_offsets[k + 1] - yaw, yaw - yaw_offsets[k - 1]):
-        yaw += _parabola_peak(logits[k - 1, i, j], logits[k, i, j], logits[k + 1, i, j]) * (
-            yaw_offsets[k + 1] - yaw
-        )
+    uniform_yaw = 0 < k < nk - 1 and np.isclose(
+        yaw_offsets[k + 1] - yaw_offsets[k], yaw_offsets[k] - yaw_offsets[k - 1]
+    )
+    joint = (
+        _quadratic_peak(logits[k - 1 : k + 2, i - 1 : i + 2, j - 1 : j + 2])
+        if uniform_yaw and 0 < i < ni - 1 and 0 < j < nj - 1
+        else None
+    )
+    if joint is not None:
+        dk, di, dj = joint
+    else:  # at the border of the volume, or no joint maximum: one parabola per axis
+        di = _parabola_peak(*logits[k, i - 1 : i + 2, j]) if 0 < i < ni - 1 else 0.0
+        dj = _parabola_peak(*logits[k, i, j - 1 : j + 2]) if 0 < j < nj - 1 else 0.0
+        dk = _parabola_peak(*logits[k - 1 : k + 2, i, j]) if uniform_yaw else 0.0
+    yaw = yaw_offsets[k] + (dk * (yaw_offsets[k + 1] - yaw_offsets[k]) if uniform_yaw else 0.0)
     x = prior.x + (j + dj - centre_px) * m_per_px
     y = prior.y - (i + di - centre_px) * m_per_px
     pose = Pose2D(float(x), float(y), float(wrap_angle(prior.yaw + yaw)))
