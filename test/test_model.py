@@ -187,3 +187,25 @@ def test_training_target_is_the_cell_of_the_true_pose(small_town):
         assert volume.cell_of(gt.poses[index]) == tuple(s["target"].tolist())
         moved += np.hypot(prior.x - gt.poses[index].x, prior.y - gt.poses[index].y) > 1.0
     assert moved >= len(frames) // 2  # the priors really are offset
+
+
+def test_scan_augmentations_crop_range_and_blind_a_sector():
+    from dataclasses import replace
+
+    from translocnet_ros.model.data import augment_scan
+
+    rng = np.random.default_rng(0)
+    r, a = rng.uniform(2, 120, 50_000), rng.uniform(-np.pi, np.pi, 50_000)
+    pts = np.column_stack([r * np.cos(a), r * np.sin(a), rng.normal(0, 1, r.size), rng.uniform(0, 1, r.size)])
+    base = replace(SampleConfig(), point_dropout=(0.0, 0.0))
+    out = augment_scan(pts.astype(np.float32), np.random.default_rng(1), replace(base, range_crop_prob=1.0))
+    assert np.hypot(out[:, 0], out[:, 1]).max() <= base.range_crop_m[1]
+    out = augment_scan(
+        pts.astype(np.float32), np.random.default_rng(1), replace(base, sector_dropout_prob=1.0)
+    )
+    az = np.sort(np.arctan2(out[:, 1], out[:, 0]))
+    gaps = np.diff(np.concatenate([az, az[:1] + 2 * np.pi]))
+    assert np.degrees(gaps.max()) >= base.sector_dropout_deg[0]
+    plain = augment_scan(pts.astype(np.float32), np.random.default_rng(2), base)
+    assert len(plain) == len(pts)  # off by default: only intensity jitter
+    assert not np.array_equal(plain[:, 3], pts[:, 3].astype(np.float32))

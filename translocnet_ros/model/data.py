@@ -33,6 +33,12 @@ class SampleConfig:
     intensity_jitter: float = 0.2
     color_jitter: float = 0.15
     misregistration_m: float = 0.25  # imagery shifted against the labels by up to this much
+    # sensors and streets that see less: a shorter maximum range, an occluded sector (0 = off)
+    range_crop_prob: float = 0.0
+    range_crop_m: tuple[float, float] = (40.0, 100.0)
+    sector_dropout_prob: float = 0.0
+    sector_dropout_deg: tuple[float, float] = (30.0, 120.0)
+    blur_prob: float = 0.0  # imagery from another camera: softer, noisier
     augment: bool = True
 
 
@@ -72,14 +78,7 @@ class TownFrames(Dataset):
         drive = self.drives[d]
         pts = drive.scan_base(drive.frames[k])
         if s.augment:
-            keep = rng.random(len(pts)) >= rng.uniform(*s.point_dropout)
-            pts = pts[keep]
-            pts[:, 3] = np.clip(
-                pts[:, 3] * rng.uniform(1 - s.intensity_jitter, 1 + s.intensity_jitter)
-                + rng.normal(0, 0.02, len(pts)),
-                0,
-                1,
-            )
+            pts = augment_scan(pts, rng, s)
         res = m.out_m_per_px
         n_cells = int(round(s.window_m / res))
         di, dj = rng.integers(-n_cells, n_cells + 1, 2)
@@ -96,6 +95,8 @@ class TownFrames(Dataset):
         img = patch.image
         if s.augment:
             img = jitter_colors(img, rng, s.color_jitter)
+            if s.blur_prob and rng.random() < s.blur_prob:
+                img = degrade(img, rng)
         bev, observed = rasterize_bev(
             torch.from_numpy(pts), m.bev_px, m.m_per_px, m.ground_block_m, m.max_height_m
         )
@@ -109,6 +110,33 @@ class TownFrames(Dataset):
             "true_yaw": torch.tensor(gt.yaw, dtype=torch.float32),
             "prior": torch.tensor([prior.x, prior.y, prior.yaw], dtype=torch.float64),
         }
+
+
+def augment_scan(pts: np.ndarray, rng: np.random.Generator, s: SampleConfig) -> np.ndarray:
+    """Random dropout, and sometimes a shorter range or a blind sector, then intensity jitter. A disabled
+    option draws no random numbers, so enabling one leaves the other augmentations' streams unchanged."""
+    keep = rng.random(len(pts)) >= rng.uniform(*s.point_dropout)
+    if s.range_crop_prob and rng.random() < s.range_crop_prob:
+        keep &= np.hypot(pts[:, 0], pts[:, 1]) <= rng.uniform(*s.range_crop_m)
+    if s.sector_dropout_prob and rng.random() < s.sector_dropout_prob:
+        width = np.radians(rng.uniform(*s.sector_dropout_deg))
+        rel = np.mod(np.arctan2(pts[:, 1], pts[:, 0]) - rng.uniform(-np.pi, np.pi), 2 * np.pi)
+        keep &= rel > width
+    pts = pts[keep]
+    pts[:, 3] = np.clip(
+        pts[:, 3] * rng.uniform(1 - s.intensity_jitter, 1 + s.intensity_jitter)
+        + rng.normal(0, 0.02, len(pts)),
+        0,
+        1,
+    )
+    return pts
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian blur and sensor noise."""
+    out = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5)).astype(np.float32)
+    out += rng.normal(0, rng.uniform(2, 8), out.shape)
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def jitter_colors(img: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:

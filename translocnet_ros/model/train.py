@@ -60,6 +60,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-attention", action="store_true", help="ablation: no cross-attention")
     p.add_argument(
+        "--robust-aug",
+        action="store_true",
+        help="also crop the scan's range, blind a sector and blur the imagery (sensors and cameras unlike "
+        "the generator's)",
+    )
+    p.add_argument(
         "--window-m", type=float, default=SampleConfig.window_m, help="training search window (+-)"
     )
     p.add_argument("--train-towns", type=int, default=None, help="use only the first N train towns")
@@ -173,6 +179,8 @@ def run(args) -> int:
     device = pick_device(args.device)
     mcfg = ModelConfig()
     scfg = replace(SampleConfig(), window_m=args.window_m)
+    if args.robust_aug:
+        scfg = replace(scfg, range_crop_prob=0.4, sector_dropout_prob=0.3, blur_prob=0.3)
     train_towns = [(args.data / n, s) for n, s in split_towns("train", args.train_towns)]
     val_towns = [(args.data / n, s) for n, s in split_towns("val", args.val_towns)]
     build(train_towns + val_towns, force=False)
