@@ -41,10 +41,14 @@ def datasets(synth_root: Path, n_towns: int | None):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", nargs="+", default=["prior", "ncc"])
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=["prior", "ncc"],
+        help="method names; translocnet@MODEL.pt for another model (ablations), labelled by its file name",
+    )
     ap.add_argument("--protocols", nargs="+", default=["known", "unknown"])
     ap.add_argument("--synth", type=Path, default=ROOT / "data" / "synth")
-    ap.add_argument("--model", type=Path, default=None, help="translocnet model (default models/)")
     ap.add_argument("--towns", type=int, default=None, help="first N test towns only")
     ap.add_argument("--every", type=int, default=2, help="frame stride on synthetic drives (known protocol)")
     ap.add_argument("--every-unknown", type=int, default=5, help="frame stride on synthetic drives (unknown)")
@@ -57,8 +61,12 @@ def main() -> int:
 
     rows = []
     for label, drives in datasets(args.synth, args.towns):
-        for method_name in args.methods:
-            method = make_method(method_name, **({"model_path": args.model} if args.model else {}))
+        for spec in args.methods:
+            method_name, _, model = spec.partition("@")
+            method = make_method(method_name, **({"model_path": Path(model)} if model else {}))
+            slug = f"{method_name}_{Path(model).stem}" if model else method_name
+            if model:
+                method_name = f"{method_name} ({Path(model).stem})"
             for protocol in args.protocols:
                 stride = args.every if protocol == "known" else args.every_unknown
                 gts, results = [], []
@@ -74,16 +82,15 @@ def main() -> int:
                         every=1 if real else stride,
                         progress=False,
                     )
-                    out = args.out / label.split()[0] / f"{method_name}_{protocol}"
+                    out = args.out / label.split()[0] / f"{slug}_{protocol}"
                     out.mkdir(parents=True, exist_ok=True)
                     write_frames_csv(out / f"{drive_dir.parent.name}.frames.csv", res)
                     gts.append(gt)
                     results += res
                 s = score_results(np.concatenate(gts), results, method, protocol)
+                s["method"] = method_name
                 fails = sum(bool(r.error) for r in results)
-                (args.out / label.split()[0] / f"{method_name}_{protocol}.json").write_text(
-                    json.dumps(s, indent=2)
-                )
+                (args.out / label.split()[0] / f"{slug}_{protocol}.json").write_text(json.dumps(s, indent=2))
                 rows.append((label, len(drives), s, fails))
                 print(
                     f"{label:24s} {method_name:8s} {protocol:8s} n={s['n']:4d} "
@@ -100,8 +107,10 @@ def table(rows, args) -> str:
     cmd = "python benchmarks/accuracy.py" + (f" --towns {args.towns}" if args.towns else "")
     if args.methods != ["prior", "ncc"]:
         cmd += " --methods " + " ".join(args.methods)
-    if args.model:
-        cmd += f" --model {args.model.relative_to(ROOT) if args.model.is_absolute() else args.model}"
+    if args.protocols != ["known", "unknown"]:
+        cmd += " --protocols " + " ".join(args.protocols)
+    if args.every != 2:
+        cmd += f" --every {args.every}"
     lines = [
         f"## {args.title}",
         "",

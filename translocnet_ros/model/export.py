@@ -46,6 +46,8 @@ def export(checkpoint: Path, out: Path) -> dict:
         "infonce_weight": meta["infonce_weight"],
         "trained": {
             "steps": ck["step"],
+            "lr": meta.get("lr"),
+            "init": meta.get("init"),
             "best_val_mean_m": ck["best"],
             "train_towns": meta["train_towns"],
             "val_towns": meta["val_towns"],
