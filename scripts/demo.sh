@@ -10,7 +10,7 @@ bash scripts/bootstrap.sh
 source scripts/env.sh
 # a domain of its own, so the demo never talks to (or moves) a ROS 2 system already running on this machine
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$((RANDOM % 90 + 10))}"  # 10-99: safe on Linux
-METHOD="${METHOD:-ncc}"  # translocnet once models/translocnet.pt exists
+METHOD="${METHOD:-translocnet}"  # or ncc: the classic baseline
 translocnet generate --split demo --out data/synth
 TOWN="$(ls -d data/synth/demo_* | head -n 1)"
 translocnet eval --drive "$TOWN/drive_00" --ortho "$TOWN/ortho.tif" --protocol known --method "$METHOD" \

@@ -95,6 +95,18 @@ class TransLocNetLocalizer:
         self.yaw_step = np.radians(yaw_step_deg)
         self.wide_yaw_step = np.radians(wide_yaw_step_deg)
         self.yaw_chunk = yaw_chunk
+        self._warm_up()
+
+    @torch.no_grad()
+    def _warm_up(self, runs: int = 2) -> None:
+        """TorchScript optimizes a graph during its first calls: pay that at start-up, not on the first scans."""
+        dev, cfg = self.torch_device, self.cfg
+        size = int(round(2 * (SearchWindow().radius_m + cfg.bev_radius_m) / cfg.m_per_px))
+        points = torch.rand(2000, 4, device=dev) * torch.tensor([40.0, 40.0, 3.0, 1.0], device=dev) - 0.5
+        aerial = torch.zeros(3, size, size, dtype=torch.uint8, device=dev)
+        for _ in range(runs):
+            mb, ma, observed = self.module.encode(points, aerial)
+            self.module.score(mb, ma, observed, torch.zeros(self.yaw_chunk, device=dev))
 
     def yaw_offsets(self, window: SearchWindow) -> np.ndarray:
         if window.yaw_range_rad >= np.pi - 1e-6:
