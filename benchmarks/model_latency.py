@@ -1,6 +1,6 @@
-"""Inference cost of the TransLocNet architecture on this machine (per-frame latency, peak memory), with the
-NCC baseline timed in the same run. Weights do not change the cost, so this runs before a model is trained:
-an untrained network is exported to a temporary TorchScript file and loaded the way the node loads models.
+"""Inference cost on this machine (per-frame latency, peak memory): the committed TransLocNet model, the same
+architecture with untrained weights (exported to a temporary TorchScript file, loaded the way the node loads
+models), and the NCC baseline, all in the same run.
 
     python benchmarks/model_latency.py
 
@@ -9,6 +9,7 @@ Writes the `model-cost` section of BENCHMARKS.md.
 
 from __future__ import annotations
 
+import multiprocessing
 import resource
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from translocnet_ros.evaluation.protocol import PROTOCOLS, draw_priors  # noqa: 
 from translocnet_ros.geo.crs import MapFrame  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.ncc import NccLocalizer  # noqa: E402
-from translocnet_ros.localization.translocnet import TransLocNetLocalizer  # noqa: E402
+from translocnet_ros.localization.translocnet import DEFAULT_MODEL  # noqa: E402
 from translocnet_ros.model.config import ModelConfig  # noqa: E402
 from translocnet_ros.model.export import export  # noqa: E402
 from translocnet_ros.model.network import TransLocNet  # noqa: E402
@@ -52,50 +53,74 @@ def untrained_model(folder: Path) -> Path:
     return folder / "translocnet.pt"
 
 
-def main() -> int:
-    name, spec = split_towns("test", 1)[0]
-    town = ROOT / "data" / "synth" / name
-    build([(town, spec)], force=False)
+def time_method(kind: str, model: str | None, town: Path, protocols: list[str], queue) -> None:
+    """In a fresh process, so that its peak memory is this method's alone: per-frame latency per protocol."""
+    from translocnet_ros.localization.translocnet import TransLocNetLocalizer
+
     drive = KittiDrive(town / "drive_00")
     src = GeoTiffSource(town / "ortho.tif")
     gt = drive.ground_truth(MapFrame.from_any(src.crs)).poses
     frames = list(range(0, len(gt), 2))
-    scans = [drive.scan_base(drive.frames[k]) for k in frames]
+    method = NccLocalizer() if kind == "ncc" else TransLocNetLocalizer(model, device="cpu")
+    out = {}
+    for protocol in protocols:
+        priors = draw_priors(gt, protocol, 0)
+        lat = []
+        for k in frames:
+            scan = drive.scan_base(drive.frames[k])
+            t0 = time.perf_counter()
+            method.localize(scan, src, priors[k], PROTOCOLS[protocol])
+            lat.append(1e3 * (time.perf_counter() - t0))
+        out[protocol] = np.array(lat[1:])  # the first frame opens the GeoTIFF
+    queue.put((out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, len(frames) - 1))
+
+
+def main() -> int:
+    name, spec = split_towns("test", 1)[0]
+    town = ROOT / "data" / "synth" / name
+    build([(town, spec)], force=False)
+    protocols = ["known", "unknown"]
+    ctx = multiprocessing.get_context("spawn")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        methods = [TransLocNetLocalizer(untrained_model(Path(tmp)), device="cpu"), NccLocalizer()]
-        for protocol in ("known", "unknown"):
-            priors = draw_priors(gt, protocol, 0)
-            for m in methods:
-                lat = []
-                for k, scan in zip(frames, scans):
-                    t0 = time.perf_counter()
-                    m.localize(scan, src, priors[k], PROTOCOLS[protocol])
-                    lat.append(1e3 * (time.perf_counter() - t0))
-                rows.append((m.name, protocol, np.array(lat[1:])))  # the first call warms up
+        runs = [
+            ("translocnet", "trained: models/translocnet.pt", str(DEFAULT_MODEL)),
+            ("translocnet", "untrained (same architecture)", str(untrained_model(Path(tmp)))),
+            ("ncc", "classic baseline", None),
+        ]
+        for kind, label, model in runs:
+            queue = ctx.Queue()
+            proc = ctx.Process(target=time_method, args=(kind, model, town, protocols, queue))
+            proc.start()
+            lat, peak_mb, n = queue.get()
+            proc.join()
+            for protocol in protocols:
+                rows.append((kind, label, protocol, lat[protocol], peak_mb))
                 print(
-                    f"{m.name:12s} {protocol:8s} p50 {np.percentile(lat, 50):7.1f} ms  p95 {np.percentile(lat, 95):7.1f} ms"
+                    f"{kind:12s} {label:32s} {protocol:8s} p50 {np.percentile(lat[protocol], 50):7.1f} ms  "
+                    f"p95 {np.percentile(lat[protocol], 95):7.1f} ms  peak {peak_mb:.0f} MB",
+                    flush=True,
                 )
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines = [
-        "## TransLocNet architecture: inference cost on CPU (untrained weights)",
+        "## Inference cost on CPU: TransLocNet (trained and untrained) beside NCC",
         "",
-        f"Command: `python benchmarks/model_latency.py`. {len(frames) - 1} frames of `{name}` per row (imagery read "
-        f"from the GeoTIFF included), torch threads: {torch.get_num_threads()}. Peak resident memory of the "
-        f"whole benchmark process (both methods, all scans in memory): {peak_mb:.0f} MB. Machine: {machine()}. "
-        f"Date: {time.strftime('%Y-%m-%d')}. Weights do not change the cost; accuracy needs a trained model.",
+        f"Command: `python benchmarks/model_latency.py`. {n} frames of `{name}` per row (imagery read from the "
+        f"GeoTIFF included), torch threads: {torch.get_num_threads()}, each method in its own process; peak "
+        f"memory = that process's peak resident set (Python, torch, the model, imagery). Machine: {machine()}. "
+        f"Date: {time.strftime('%Y-%m-%d')}.",
         "",
-        "| method | protocol | yaw hypotheses | p50 [ms] | p95 [ms] |",
-        "|---|---|---|---|---|",
+        "| method | weights | protocol | yaw hypotheses | p50 [ms] | p95 [ms] | peak memory [MB] |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for method, protocol, lat in rows:
+    for kind, label, protocol, lat, peak_mb in rows:
         k = (
             "21 (1 deg)"
             if protocol == "known"
-            else ("144 (2.5 deg)" if method == "translocnet" else "120 + refine")
+            else ("144 (2.5 deg)" if kind == "translocnet" else "120 + refine")
         )
         lines.append(
-            f"| {method} | {protocol} | {k} | {np.percentile(lat, 50):.0f} | {np.percentile(lat, 95):.0f} |"
+            f"| {kind} | {label} | {protocol} | {k} | {np.percentile(lat, 50):.0f} | {np.percentile(lat, 95):.0f} "
+            f"| {peak_mb:.0f} |"
         )
     write_section("model-cost", "\n".join(lines))
     return 0

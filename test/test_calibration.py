@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from translocnet_ros.evaluation.calibration import consistency, fit_temperature, true_pose_nll
+from translocnet_ros.evaluation.calibration import (
+    consistency,
+    covariance_scale,
+    fit_temperature,
+    nees,
+    true_pose_nll,
+)
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.types import ScoreVolume
 
@@ -61,6 +67,9 @@ def test_consistency_of_honest_and_overconfident_covariances():
     assert over["nees_mean"] == pytest.approx(12.0, rel=0.1)
     assert over["coverage_95"] < 0.6
     assert abs(over["spearman_confidence_error"]) < 0.1
+    # the fitted factor undoes the overconfidence, and leaves an honest covariance alone
+    assert covariance_scale(nees(gt, est, np.repeat(cov[None] / 4, n, 0))) == pytest.approx(4.0, rel=0.1)
+    assert covariance_scale(nees(gt, est, np.repeat(cov[None], n, 0))) == pytest.approx(1.0, rel=0.1)
 
 
 def test_calibrate_collects_val_volumes_and_never_worsens_the_nll(small_town):
@@ -73,6 +82,6 @@ def test_calibrate_collects_val_volumes_and_never_worsens_the_nll(small_town):
     assert all(v.cell_of(t) is not None for v, t in zip(volumes, truths))
     t, nll = fit_temperature(volumes, truths)
     assert nll <= true_pose_nll(volumes, truths, method.temperature) + 1e-3
-    s = summary_at(volumes, truths, t)
-    assert s["temperature"] == t and s["nll"] == pytest.approx(nll)
+    s = summary_at(volumes, truths, t, 2.0)
+    assert s["temperature"] == t and s["covariance_scale"] == 2.0 and s["nll"] == pytest.approx(nll)
     assert 0.0 <= s["coverage_95"] <= 1.0 and s["nees_mean"] > 0

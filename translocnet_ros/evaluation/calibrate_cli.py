@@ -2,8 +2,10 @@
 
 Runs the method over the val split with the DESIGN.md §6 priors, keeps each frame's score volume, and picks the
 temperature T that minimizes the true pose's NLL under softmax(logits / T). For translocnet, --write stores T in
-the model's metadata (the localizer applies it); for ncc it prints the value for NccConfig.temperature. The
-consistency statistics before and after show what the fit changed.
+the model's metadata (the localizer applies it); for ncc it prints the value for NccConfig.temperature. Then a
+factor on the covariance is fitted so that the median NEES is that of an honest 3-DoF estimate (the spread of
+the whole distribution around its mode overstates the error of a sharp mode). The consistency statistics before
+and after show what the fit changed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import numpy as np
 from tqdm import tqdm
 
 from translocnet_ros.dataset.kitti import KittiDrive
-from translocnet_ros.evaluation.calibration import consistency, fit_temperature, true_pose_nll
+from translocnet_ros.evaluation.calibration import (
+    consistency,
+    covariance_scale,
+    fit_temperature,
+    nees,
+    true_pose_nll,
+)
 from translocnet_ros.evaluation.protocol import PROTOCOLS, draw_priors
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.imagery.geotiff import GeoTiffSource
@@ -63,15 +71,27 @@ def collect(method, towns: list[Path], protocol: str, every: int, seed: int, pro
     return volumes, truths
 
 
-def summary_at(volumes, truths, temperature: float) -> dict:
+def _decoded(volumes, truths, temperature: float):
     est = [decode_volume(v, temperature) for v in volumes]
-    stats = consistency(
-        np.array([[t.x, t.y, t.yaw] for t in truths]),
-        np.array([[e.pose.x, e.pose.y, e.pose.yaw] for e in est]),
-        np.array([e.covariance for e in est]),
-        np.array([e.confidence for e in est]),
-    )
-    return {"temperature": temperature, "nll": true_pose_nll(volumes, truths, temperature), **stats}
+    gt = np.array([[t.x, t.y, t.yaw] for t in truths])
+    xyz = np.array([[e.pose.x, e.pose.y, e.pose.yaw] for e in est])
+    return gt, xyz, np.array([e.covariance for e in est]), np.array([e.confidence for e in est])
+
+
+def fit_covariance_scale(volumes, truths, temperature: float) -> float:
+    gt, est, cov, _ = _decoded(volumes, truths, temperature)
+    return covariance_scale(nees(gt, est, cov))
+
+
+def summary_at(volumes, truths, temperature: float, cov_scale: float = 1.0) -> dict:
+    gt, est, cov, conf = _decoded(volumes, truths, temperature)
+    stats = consistency(gt, est, cov * cov_scale, conf)
+    return {
+        "temperature": temperature,
+        "covariance_scale": cov_scale,
+        "nll": true_pose_nll(volumes, truths, temperature),
+        **stats,
+    }
 
 
 def run(args) -> int:
@@ -82,10 +102,10 @@ def run(args) -> int:
     towns = [args.data / name for name, _ in split_towns(args.split)]
     build([(args.data / name, spec) for name, spec in split_towns(args.split)], force=False)
     volumes, truths = collect(method, towns, args.protocol, args.every, args.seed, not args.quiet)
-    current = method.temperature
-    before = summary_at(volumes, truths, current)
+    before = summary_at(volumes, truths, method.temperature, method.covariance_scale)
     t, _ = fit_temperature(volumes, truths)
-    after = summary_at(volumes, truths, t)
+    scale = fit_covariance_scale(volumes, truths, t)
+    after = summary_at(volumes, truths, t, scale)
     for label, s in (("current", before), ("fitted", after)):
         print(f"{label:8s} " + " ".join(f"{k}={v:.4g}" for k, v in s.items()))
     if args.write and args.method == "translocnet":
@@ -93,6 +113,7 @@ def run(args) -> int:
         meta = json.loads(meta_path.read_text())
         meta["calibration"] = {
             "temperature": t,
+            "covariance_scale": scale,
             "split": args.split,
             "towns": [p.name for p in towns],
             "protocol": args.protocol,
@@ -101,5 +122,5 @@ def run(args) -> int:
             "after": after,
         }
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-        print(f"[calibrate] wrote temperature {t:.4g} to {meta_path}")
+        print(f"[calibrate] wrote temperature {t:.4g} and covariance scale {scale:.4g} to {meta_path}")
     return 0

@@ -14,6 +14,7 @@ from translocnet_ros.localization.decode import NEAR_M, NEAR_RAD
 from translocnet_ros.localization.types import ScoreVolume
 
 CHI2_3DOF_95 = 7.8147  # 95% quantile of the chi-square distribution with 3 degrees of freedom
+CHI2_3DOF_MEDIAN = 2.3660
 
 
 def true_pose_nll(volumes: list[ScoreVolume], truths: list[Pose2D], temperature: float) -> float:
@@ -43,6 +44,18 @@ def fit_temperature(volumes: list[ScoreVolume], truths: list[Pose2D]) -> tuple[f
     return float(10.0 ** grid[best]), float(nll[best])
 
 
+def covariance_scale(nees: np.ndarray) -> float:
+    """Factor on the covariance that makes the median NEES that of an honest 3-DoF estimate. The median, not
+    the mean: a few gross failures must not inflate every covariance."""
+    return float(np.median(nees) / CHI2_3DOF_MEDIAN)
+
+
+def nees(gt: np.ndarray, est: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """e^T C^-1 e of the (x, y, yaw) error per frame."""
+    e = np.column_stack([est[:, 0] - gt[:, 0], est[:, 1] - gt[:, 1], wrap_angle(est[:, 2] - gt[:, 2])])
+    return np.einsum("ni,nij,nj->n", e, np.linalg.inv(cov), e)
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     ra = np.argsort(np.argsort(a)).astype(float)
     rb = np.argsort(np.argsort(b)).astype(float)
@@ -58,14 +71,13 @@ def consistency(gt: np.ndarray, est: np.ndarray, cov: np.ndarray, confidence: np
     overconfident. Coverage = share of frames inside their own 95% ellipsoid (0.95 when honest). The confidence
     claims P(error <= 1 m and 2 deg); it is compared with how often that really happened, and its rank
     correlation with the position error is reported (negative is good)."""
-    e = np.column_stack([est[:, 0] - gt[:, 0], est[:, 1] - gt[:, 1], wrap_angle(est[:, 2] - gt[:, 2])])
-    nees = np.einsum("ni,nij,nj->n", e, np.linalg.inv(cov), e)
-    pos = np.hypot(e[:, 0], e[:, 1])
-    hit = (pos <= NEAR_M) & (np.abs(e[:, 2]) <= NEAR_RAD)
+    n = nees(gt, est, cov)
+    pos = np.hypot(est[:, 0] - gt[:, 0], est[:, 1] - gt[:, 1])
+    hit = (pos <= NEAR_M) & (np.abs(wrap_angle(est[:, 2] - gt[:, 2])) <= NEAR_RAD)
     return {
-        "nees_mean": float(np.mean(nees)),
-        "nees_median": float(np.median(nees)),
-        "coverage_95": float(np.mean(nees <= CHI2_3DOF_95)),
+        "nees_mean": float(np.mean(n)),
+        "nees_median": float(np.median(n)),
+        "coverage_95": float(np.mean(n <= CHI2_3DOF_95)),
         "confidence_mean": float(np.mean(confidence)),
         "hit_rate_1m_2deg": float(np.mean(hit)),
         "spearman_confidence_error": _spearman(confidence, pos),

@@ -61,6 +61,7 @@ class NccLocalizer:
         size = int(round(2 * self.cfg.template_radius_m / self.cfg.m_per_px))
         self.grid = BevGrid(size + size % 2, self.cfg.m_per_px)
         self.temperature = self.cfg.temperature
+        self.covariance_scale = 1.0
 
     def template(self, scan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Vehicle-aligned LiDAR edge template and the mask of cells the scan observed."""

@@ -91,7 +91,9 @@ class TransLocNetLocalizer:
         self.model_path = Path(model_path)
         self.module, self.cfg, self.meta = load_model(model_path, self.torch_device)
         # fitted on the val towns by `translocnet calibrate`; 1 = the training NLL's own scale
-        self.temperature = float(self.meta.get("calibration", {}).get("temperature", 1.0))
+        calibration = self.meta.get("calibration", {})
+        self.temperature = float(calibration.get("temperature", 1.0))
+        self.covariance_scale = float(calibration.get("covariance_scale", 1.0))
         self.yaw_step = np.radians(yaw_step_deg)
         self.wide_yaw_step = np.radians(wide_yaw_step_deg)
         self.yaw_chunk = yaw_chunk
@@ -117,7 +119,9 @@ class TransLocNetLocalizer:
     def localize(
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
     ) -> Estimate:
-        return decode_volume(self.score_volume(scan, imagery, prior, window), self.temperature)
+        est = decode_volume(self.score_volume(scan, imagery, prior, window), self.temperature)
+        est.covariance = est.covariance * self.covariance_scale
+        return est
 
     @torch.no_grad()
     def score_volume(
