@@ -16,6 +16,7 @@ from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.bev import BevGrid, rasterize
 from translocnet_ros.localization.decode import decode_volume
+from translocnet_ros.localization.threads import limit_blas_threads
 from translocnet_ros.localization.types import (
     Estimate,
     ImagerySource,
@@ -57,6 +58,7 @@ class NccLocalizer:
     device = "cpu"
 
     def __init__(self, config: NccConfig | None = None):
+        limit_blas_threads()
         self.cfg = config or NccConfig()
         size = int(round(2 * self.cfg.template_radius_m / self.cfg.m_per_px))
         self.grid = BevGrid(size + size % 2, self.cfg.m_per_px)

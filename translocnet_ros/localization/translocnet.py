@@ -11,6 +11,7 @@ import torch
 
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.decode import decode_volume
+from translocnet_ros.localization.threads import limit_blas_threads
 from translocnet_ros.localization.types import (
     Estimate,
     ImagerySource,
@@ -86,6 +87,7 @@ class TransLocNetLocalizer:
         wide_yaw_step_deg: float = 2.5,
         yaw_chunk: int = 24,
     ):
+        limit_blas_threads()
         self.torch_device = resolve_device(device)
         self.device = self.torch_device.type
         self.model_path = Path(model_path)
