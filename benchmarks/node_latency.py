@@ -168,7 +168,8 @@ def main() -> int:
     lines = [
         "## Node: end-to-end latency, memory and queue at 10 Hz",
         "",
-        f"Command: `python benchmarks/node_latency.py --duration {args.duration:.0f}`. Node and replay as separate "
+        f"Command: `python benchmarks/node_latency.py --duration {args.duration:.0f} --methods "
+        f"{' '.join(args.methods)}`. Node and replay as separate "
         f"processes over Fast DDS on loopback (reliable points QoS), `{name}` looped with wall-clock stamps, "
         f"latency = pose received - the same cloud received by a probe. Machine: {machine()}. "
         f"Date: {time.strftime('%Y-%m-%d')}.",
