@@ -71,8 +71,8 @@ def collect(method, towns: list[Path], protocol: str, every: int, seed: int, pro
     return volumes, truths
 
 
-def _decoded(volumes, truths, temperature: float):
-    est = [decode_volume(v, temperature) for v in volumes]
+def _decoded(volumes, truths, temperature: float, cov_scale: float = 1.0):
+    est = [decode_volume(v, temperature, cov_scale) for v in volumes]
     gt = np.array([[t.x, t.y, t.yaw] for t in truths])
     xyz = np.array([[e.pose.x, e.pose.y, e.pose.yaw] for e in est])
     return gt, xyz, np.array([e.covariance for e in est]), np.array([e.confidence for e in est])
@@ -84,8 +84,7 @@ def fit_covariance_scale(volumes, truths, temperature: float) -> float:
 
 
 def summary_at(volumes, truths, temperature: float, cov_scale: float = 1.0) -> dict:
-    gt, est, cov, conf = _decoded(volumes, truths, temperature)
-    stats = consistency(gt, est, cov * cov_scale, conf)
+    stats = consistency(*_decoded(volumes, truths, temperature, cov_scale))
     return {
         "temperature": temperature,
         "covariance_scale": cov_scale,
@@ -99,8 +98,8 @@ def run(args) -> int:
         raise SystemExit("calibrating on the test split would leak it into the reported results")
     options = {"device": args.device, **({"model_path": args.model} if args.model else {})}
     method = make_method(args.method, **options)
-    towns = [args.data / name for name, _ in split_towns(args.split)]
-    build([(args.data / name, spec) for name, spec in split_towns(args.split)], force=False)
+    jobs = [(args.data / name, spec) for name, spec in split_towns(args.split)]
+    towns = build(jobs, force=False)
     volumes, truths = collect(method, towns, args.protocol, args.every, args.seed, not args.quiet)
     before = summary_at(volumes, truths, method.temperature, method.covariance_scale)
     t, _ = fit_temperature(volumes, truths)

@@ -47,8 +47,9 @@ def _quadratic_peak(block: np.ndarray) -> np.ndarray | None:
 NEAR_M, NEAR_RAD = 1.0, np.radians(2.0)  # the confidence is the probability of being this close to the mode
 
 
-def decode_volume(volume: ScoreVolume, temperature: float = 1.0) -> Estimate:
-    """Mode with sub-cell refinement; covariance and confidence from the distribution softmax(logits / T)."""
+def decode_volume(volume: ScoreVolume, temperature: float = 1.0, covariance_scale: float = 1.0) -> Estimate:
+    """Mode with sub-cell refinement; covariance and confidence from the distribution softmax(logits / T), the
+    covariance times the calibrated scale."""
     logits = volume.logits / temperature
     prior, yaw_offsets, m_per_px, centre_px = (
         volume.prior,
@@ -89,4 +90,4 @@ def decode_volume(volume: ScoreVolume, temperature: float = 1.0) -> Estimate:
     step_yaw = float(np.min(np.diff(np.sort(yaw_offsets)))) if nk > 1 else np.radians(1.0)
     cov += np.diag([m_per_px**2 / 12, m_per_px**2 / 12, step_yaw**2 / 12])  # quantization floor
     near = (np.hypot(cells[0], cells[1]) <= NEAR_M) & (np.abs(cells[2]) <= NEAR_RAD)
-    return Estimate(pose, cov, float(p[near].sum()), p.max(axis=0).astype(np.float32))
+    return Estimate(pose, cov * covariance_scale, float(p[near].sum()), p.max(axis=0).astype(np.float32))

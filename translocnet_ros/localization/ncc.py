@@ -93,7 +93,9 @@ class NccLocalizer:
     def localize(
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
     ) -> Estimate:
-        return decode_volume(self.score_volume(scan, imagery, prior, window), self.temperature)
+        return decode_volume(
+            self.score_volume(scan, imagery, prior, window), self.temperature, self.covariance_scale
+        )
 
     def score_volume(
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow

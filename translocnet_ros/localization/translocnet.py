@@ -121,9 +121,9 @@ class TransLocNetLocalizer:
     def localize(
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
     ) -> Estimate:
-        est = decode_volume(self.score_volume(scan, imagery, prior, window), self.temperature)
-        est.covariance = est.covariance * self.covariance_scale
-        return est
+        return decode_volume(
+            self.score_volume(scan, imagery, prior, window), self.temperature, self.covariance_scale
+        )
 
     @torch.no_grad()
     def score_volume(

@@ -7,6 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
+from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.imagery.patch import GeoPatch
 
@@ -50,7 +51,7 @@ class ScoreVolume:
         nk, ni, nj = self.logits.shape
         j = int(round((pose.x - self.prior.x) / self.m_per_px + self.centre_px))
         i = int(round(self.centre_px - (pose.y - self.prior.y) / self.m_per_px))
-        dyaw = np.angle(np.exp(1j * (pose.yaw - self.prior.yaw - self.yaw_offsets)))
+        dyaw = wrap_angle(pose.yaw - self.prior.yaw - self.yaw_offsets)
         k = int(np.argmin(np.abs(dyaw)))
         step = np.min(np.diff(self.yaw_offsets)) if nk > 1 else np.inf
         if not (0 <= i < ni and 0 <= j < nj) or abs(dyaw[k]) > 0.5 * step + 1e-9:
