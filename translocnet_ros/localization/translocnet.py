@@ -25,16 +25,18 @@ FORMAT = "translocnet-torchscript-1"
 
 
 def default_model_path() -> Path:
-    """models/translocnet.pt of the installed package (share/translocnet_ros), else of the source tree."""
+    """models/translocnet.pt of the installed package (share/translocnet_ros) when ROS knows the package, else
+    of the source tree (the engine used from plain Python, with no ROS installed)."""
+    source_tree = Path(__file__).resolve().parents[2] / "models" / "translocnet.pt"
     try:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
+    except ImportError:
+        return source_tree
+    try:
         installed = Path(get_package_share_directory("translocnet_ros")) / "models" / "translocnet.pt"
-        if installed.is_file():
-            return installed
-    except (ImportError, PackageNotFoundError, ValueError):
-        pass
-    return Path(__file__).resolve().parents[2] / "models" / "translocnet.pt"
+    except (PackageNotFoundError, ValueError):
+        return source_tree
+    return installed if installed.is_file() else source_tree
 
 
 DEFAULT_MODEL = default_model_path()

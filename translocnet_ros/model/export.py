@@ -1,6 +1,8 @@
 """`translocnet export`: checkpoint -> TorchScript file + metadata JSON (in models/ by default).
 
-The metadata carries what a loader must agree with (resolutions, template size, channels), where the
+The network is written so that scripting it yields only operators the oldest supported torch has
+(model/compat.py); export refuses to write a file that would not load there. The metadata carries what a
+loader must agree with (resolutions, template size, channels), where the
 weights came from (training towns, steps, validation figures) and the sha256 of the TorchScript file.
 """
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from translocnet_ros.model.compat import OLDEST_TORCH, format_version, portability_problems
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.network import TransLocNet
 
@@ -39,6 +42,10 @@ def export(checkpoint: Path, out: Path) -> dict:
     scripted = torch.jit.script(net)
     out.parent.mkdir(parents=True, exist_ok=True)
     scripted.save(str(out))
+    problems = portability_problems(out)
+    if problems:
+        out.unlink()
+        raise RuntimeError(f"{out} would not load on torch {OLDEST_TORCH}: " + "; ".join(problems))
     info = {
         "format": FORMAT,
         "model": cfg.to_dict(),
@@ -55,6 +62,8 @@ def export(checkpoint: Path, out: Path) -> dict:
         },
         "exported": time.strftime("%Y-%m-%d"),
         "torch": torch.__version__,
+        "loads_on_torch": f">={OLDEST_TORCH}",
+        "format_version": format_version(out),
         "sha256": sha256(out),
     }
     out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")

@@ -49,7 +49,7 @@ class Encoder(nn.Module):
         x = feats[2]
         for k, up in enumerate(self.up):
             skip = feats[1 - k]
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = resize_bilinear(x, skip.shape[-2:])
             x = up(torch.cat([x, skip], dim=1))
         return self.head(x)
 
@@ -66,20 +66,53 @@ def sine_pe(h: int, w: int, dim: int, cell_m: float, device: torch.device) -> to
     return torch.cat([px.sin(), px.cos(), py.sin(), py.cos()], dim=1)
 
 
+def resize_bilinear(x: torch.Tensor, size: list[int]) -> torch.Tensor:
+    """Bilinear resize through the one aten op it needs: scripting `F.interpolate` compiles all of its modes,
+    and newer torch versions add ops (e.g. `_upsample_lanczos2d_aa`) that older ones cannot load."""
+    return torch._C._nn.upsample_bilinear2d(x, [int(size[0]), int(size[1])], False, None, None)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with `nn.MultiheadAttention`'s parameter layout (so weights load either way) but
+    plain matmul/softmax ops: the scripted `nn.MultiheadAttention` carries fast paths whose ops change between
+    torch versions."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        b, nq, d = q.shape
+        nk = k.shape[1]
+        h = self.heads
+        wq, wk, wv = self.in_proj_weight.chunk(3)
+        bq, bk, bv = self.in_proj_bias.chunk(3)
+        qh = F.linear(q, wq, bq).view(b, nq, h, d // h).transpose(1, 2)
+        kh = F.linear(k, wk, bk).view(b, nk, h, d // h).transpose(1, 2)
+        vh = F.linear(v, wv, bv).view(b, nk, h, d // h).transpose(1, 2)
+        attn = torch.softmax(torch.matmul(qh, kh.transpose(-2, -1)) * (d // h) ** -0.5, dim=-1)
+        return self.out_proj(torch.matmul(attn, vh).transpose(1, 2).reshape(b, nq, d))
+
+
 class CrossBlock(nn.Module):
     """queries attend to context, then a feed-forward layer (pre-norm, residual)."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
         self.nq, self.nc, self.nf = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.attn = Attention(dim, heads)
         self.ff = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
 
     def forward(
         self, q: torch.Tensor, q_pe: torch.Tensor, c: torch.Tensor, c_pe: torch.Tensor
     ) -> torch.Tensor:
         cn = self.nc(c)
-        q = q + self.attn(self.nq(q) + q_pe, cn + c_pe, cn, need_weights=False)[0]
+        q = q + self.attn(self.nq(q) + q_pe, cn + c_pe, cn)
         return q + self.ff(self.nf(q))
 
 
@@ -108,8 +141,10 @@ def rotate(x: torch.Tensor, yaws: torch.Tensor) -> torch.Tensor:
     c, s = torch.cos(yaws), torch.sin(yaws)
     z = torch.zeros_like(c)
     theta = torch.stack([torch.stack([c, -s, z], 1), torch.stack([s, c, z], 1)], 1)
-    grid = F.affine_grid(theta, [yaws.shape[0], x.shape[1], x.shape[2], x.shape[3]], align_corners=False)
-    return F.grid_sample(x.expand(yaws.shape[0], -1, -1, -1), grid, mode="bilinear", align_corners=False)
+    # the aten ops behind F.affine_grid / F.grid_sample (bilinear, zero padding): their scripted wrappers
+    # compile every mode, and the set of modes grows with torch versions
+    grid = torch.affine_grid_generator(theta, [yaws.shape[0], x.shape[1], x.shape[2], x.shape[3]], False)
+    return torch.grid_sampler(x.expand(yaws.shape[0], -1, -1, -1), grid, 0, 0, False)
 
 
 def correlate(aerial: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,68 @@
+"""Does a TorchScript model load and give the same logits on another torch? (issue 12: models must load on
+the oldest supported torch, not only on the one they were exported with.)
+
+Two steps, because the other torch lives in its own environment (old Linux wheels are multi-GB CUDA builds, so
+this stays out of CI):
+
+    python benchmarks/torch_compat.py reference --model models/translocnet.pt --out /tmp/ref.pt
+    /path/to/old-torch-venv/bin/python benchmarks/torch_compat.py check --model models/translocnet.pt \
+        --ref /tmp/ref.pt
+
+`check` needs only torch and the standard library. It prints the torch version, the largest logit difference
+and exits 1 when the file does not load or differs by more than --tol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def inputs(torch):
+    """A fixed scan, aerial patch and yaw set (known and unknown-yaw sized)."""
+    g = torch.Generator().manual_seed(0)
+    span = torch.tensor([90.0, 90.0, 8.0, 1.0])
+    points = torch.rand(30000, 4, generator=g) * span - torch.tensor([45.0, 45.0, 2.0, 0.0])
+    aerial = (torch.rand(3, 208, 208, generator=g) * 255).to(torch.uint8)
+    return points, aerial, torch.linspace(-3.1, 3.1, 25)
+
+
+def logits(torch, model: str):
+    module = torch.jit.load(model, map_location="cpu").eval()
+    points, aerial, yaws = inputs(torch)
+    with torch.no_grad():
+        mb, ma, observed = module.encode(points, aerial)
+        return module.score(mb, ma, observed, yaws), (points, aerial, yaws)
+
+
+def main() -> int:
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("step", choices=["reference", "check"])
+    p.add_argument("--model", default="models/translocnet.pt")
+    p.add_argument("--ref", default="torch_compat_ref.pt")
+    p.add_argument("--out", default=None)
+    p.add_argument("--tol", type=float, default=1e-4)
+    args = p.parse_args()
+    if args.step == "reference":
+        out, data = logits(torch, args.model)
+        torch.save({"torch": str(torch.__version__), "inputs": data, "logits": out}, args.out or args.ref)
+        print(f"reference logits {tuple(out.shape)} with torch {torch.__version__}")
+        return 0
+    ref = torch.load(args.ref, weights_only=True)
+    module = torch.jit.load(args.model, map_location="cpu").eval()
+    with torch.no_grad():
+        mb, ma, observed = module.encode(*ref["inputs"][:2])
+        out = module.score(mb, ma, observed, ref["inputs"][2])
+    diff = float((out - ref["logits"]).abs().max())
+    ok = diff <= args.tol
+    print(
+        f"torch {torch.__version__}: loaded, logits {tuple(out.shape)}, max |diff| vs torch {ref['torch']} "
+        f"= {diff:.2e} ({'OK' if ok else 'FAIL'}, tol {args.tol:g})"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
