@@ -21,20 +21,94 @@ MAX_FORMAT_VERSION = 10  # what torch.jit.save writes for this model on 2.4-2.13
 METHODS = ("forward", "encode", "score")
 
 ALLOWED_OPS = frozenset(
-    """
-    aten::Int aten::__and__ aten::__getitem__ aten::__is__ aten::_set_item aten::abs aten::add aten::add_
-    aten::affine_grid_generator aten::all aten::append aten::arange aten::batch_norm aten::bincount aten::cat
-    aten::ceil aten::chunk aten::clamp aten::clamp_min aten::conj aten::conv2d aten::copy_ aten::cos aten::div
-    aten::einsum aten::eq aten::exp aten::expand aten::expand_as aten::fft_irfft2 aten::fft_rfft2
-    aten::flatten aten::floor aten::floordiv aten::format aten::full aten::ge aten::gelu aten::grid_sampler
-    aten::gt aten::index aten::isfinite aten::kthvalue aten::layer_norm aten::len aten::linear aten::log1p
-    aten::lt aten::matmul aten::max_pool2d aten::meshgrid aten::mul aten::neg aten::norm aten::pow
-    aten::relu_ aten::reshape aten::scatter_reduce aten::select aten::sin aten::size aten::slice
-    aten::softmax aten::stack aten::sub aten::sum aten::to aten::transpose aten::unsqueeze
-    aten::upsample_bilinear2d aten::view aten::where aten::zeros aten::zeros_like
-    prim::Constant prim::GetAttr prim::If prim::ListConstruct prim::ListUnpack prim::Loop
-    prim::RaiseException prim::TupleConstruct prim::TupleUnpack prim::device prim::max prim::unchecked_cast
-    """.split()
+    [
+        "aten::Int",
+        "aten::__and__",
+        "aten::__getitem__",
+        "aten::__is__",
+        "aten::_set_item",
+        "aten::abs",
+        "aten::add",
+        "aten::add_",
+        "aten::affine_grid_generator",
+        "aten::all",
+        "aten::append",
+        "aten::arange",
+        "aten::batch_norm",
+        "aten::bincount",
+        "aten::cat",
+        "aten::ceil",
+        "aten::chunk",
+        "aten::clamp",
+        "aten::clamp_min",
+        "aten::conj",
+        "aten::conv2d",
+        "aten::copy_",
+        "aten::cos",
+        "aten::div",
+        "aten::einsum",
+        "aten::eq",
+        "aten::exp",
+        "aten::expand",
+        "aten::expand_as",
+        "aten::fft_irfft2",
+        "aten::fft_rfft2",
+        "aten::flatten",
+        "aten::floor",
+        "aten::floordiv",
+        "aten::format",
+        "aten::full",
+        "aten::ge",
+        "aten::gelu",
+        "aten::grid_sampler",
+        "aten::gt",
+        "aten::index",
+        "aten::isfinite",
+        "aten::kthvalue",
+        "aten::layer_norm",
+        "aten::len",
+        "aten::linear",
+        "aten::log1p",
+        "aten::lt",
+        "aten::matmul",
+        "aten::max_pool2d",
+        "aten::meshgrid",
+        "aten::mul",
+        "aten::neg",
+        "aten::norm",
+        "aten::pow",
+        "aten::relu_",
+        "aten::reshape",
+        "aten::scatter_reduce",
+        "aten::select",
+        "aten::sin",
+        "aten::size",
+        "aten::slice",
+        "aten::softmax",
+        "aten::stack",
+        "aten::sub",
+        "aten::sum",
+        "aten::to",
+        "aten::transpose",
+        "aten::unsqueeze",
+        "aten::upsample_bilinear2d",
+        "aten::view",
+        "aten::where",
+        "aten::zeros",
+        "aten::zeros_like",
+        "prim::Constant",
+        "prim::GetAttr",
+        "prim::If",
+        "prim::ListConstruct",
+        "prim::ListUnpack",
+        "prim::Loop",
+        "prim::RaiseException",
+        "prim::TupleConstruct",
+        "prim::TupleUnpack",
+        "prim::device",
+        "prim::max",
+        "prim::unchecked_cast",
+    ]
 )
 
 
