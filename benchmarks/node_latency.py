@@ -149,7 +149,7 @@ def run_one(method: str, drive: Path, ortho: Path, duration: float) -> dict:
         "rss_first_half": r[~half, 1].mean(),
         "rss_second_half": r[half, 1].mean(),
         "seconds": r[-1, 0],
-        "dropped": last.get("scans dropped (stale/superseded)", "?"),
+        "dropped": last.get("scans superseded", "?"),
         "device": last.get("device", "?"),
     }
 

@@ -168,3 +168,70 @@ def test_roundtrip_through_real_message():
     assert msg.is_dense is False and msg.point_step == 16
     xyzi = cloud_to_xyzi(msg)
     np.testing.assert_array_equal(xyzi.points, np.delete(pts, 5, axis=0))
+
+
+def lidar_like(n, seed=0):
+    """float32 x, y, z, intensity of a plausible sweep: ranges 2-60 m, heights -2..8 m."""
+    rng = np.random.default_rng(seed)
+    a, r = rng.uniform(-np.pi, np.pi, n), rng.uniform(2.0, 60.0, n)
+    pts = np.column_stack([r * np.cos(a), r * np.sin(a), rng.uniform(-2.0, 8.0, n), rng.uniform(0, 1, n)])
+    arr = np.zeros(n, np.dtype({"names": list("xyzi"), "formats": ["<f4"] * 4, "offsets": [0, 4, 8, 12]}))
+    for k, name in enumerate("xyzi"):
+        arr[name] = pts[:, k]
+    return arr, [field(name, 4 * k, FLOAT32) for k, name in enumerate("xyzi")]
+
+
+def test_xyz_with_count_above_one_is_refused():
+    arr, fields = lidar_like(100)
+    fields[0] = field("x", 0, FLOAT32, count=3)  # x, y, z packed as one field of three
+    msg = make_msg(arr, [fields[0], field("y", 16, FLOAT32), field("z", 20, FLOAT32)])
+    msg.point_step, msg.row_step = 24, 2400
+    msg.data = np.zeros(2400, np.uint8).tobytes()
+    with pytest.raises(CloudFormatError, match=r"\['x'\] have PointField count \[3\]"):
+        cloud_to_xyzi(msg)
+
+
+def test_float64_declared_over_float32_data_is_refused():
+    arr, _ = lidar_like(100)
+    overlapping = [field(name, 4 * k, FLOAT64) for k, name in enumerate("xyz")]  # same offsets, 8 bytes each
+    with pytest.raises(CloudFormatError, match="overlap"):
+        cloud_to_xyzi(make_msg(arr, overlapping))
+    spread = [field(name, 8 * k, FLOAT64) for k, name in enumerate("xyz")]  # honest offsets, data too short
+    msg = make_msg(arr, spread)
+    msg.point_step, msg.row_step = 24, 2400
+    with pytest.raises(CloudFormatError, match="does not fit the data"):
+        cloud_to_xyzi(msg)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_wrong_endianness_decodes_to_points_no_sensor_produces(seed):
+    arr, fields = lidar_like(5000, seed)
+    assert len(cloud_to_xyzi(make_msg(arr, fields), max_range_m=250.0).points) == 5000
+    with pytest.raises(CloudFormatError, match="beyond max_range_m"):
+        cloud_to_xyzi(make_msg(arr, fields, bigendian=True), max_range_m=250.0)
+
+
+def test_few_far_points_are_dropped_many_refuse_the_cloud():
+    arr, fields = lidar_like(1000)
+    arr["x"][:5] = 1e30  # 0.5%: dropped and counted
+    out = cloud_to_xyzi(make_msg(arr, fields), max_range_m=250.0)
+    assert out.beyond_range == 5 and len(out.points) == 995
+    arr["y"][100:600] = 3.4e38  # half of the cloud
+    with pytest.raises(CloudFormatError, match="505 of 1000 finite points"):
+        cloud_to_xyzi(make_msg(arr, fields), max_range_m=250.0)
+
+
+def test_huge_cloud_is_subsampled_evenly_without_full_size_copies():
+    import tracemalloc
+
+    arr, fields = lidar_like(2_000_000)
+    arr["i"] = np.arange(arr.size)  # exactly representable below 2**24: tells which points were kept
+    msg = make_msg(arr, fields)
+    tracemalloc.start()
+    out = cloud_to_xyzi(msg, max_points=50_000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.total_points == 2_000_000 and len(out.points) == 50_000
+    kept = out.points[:, 3].astype(np.int64)
+    assert kept[0] == 0 and kept[-1] == 1_999_999 and np.ptp(np.diff(kept)) <= 1  # evenly spread
+    assert peak < 0.25 * len(msg.data)  # never a full-size copy of the 32 MB cloud (peak ~ 3 MB here)

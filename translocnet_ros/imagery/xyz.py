@@ -61,6 +61,7 @@ class XyzTileSource:
         if not all(k in url_template for k in ("{z}", "{x}", "{y}")):
             raise ValueError(f"tile URL template needs {{z}}, {{x}} and {{y}}: {url_template}")
         self.url_template, self.tms, self.tile_size, self.max_zoom = url_template, tms, tile_size, max_zoom
+        self.resized_tiles = 0
         self.timeout_s, self.retries = timeout_s, retries
         self.crs = CRS.from_user_input(map_crs)
         self._to_3857 = Transformer.from_crs(self.crs, WEB_MERCATOR, always_xy=True)
@@ -100,6 +101,7 @@ class XyzTileSource:
         valid = img[..., 3] > 0 if img.shape[2] == 4 else np.ones(img.shape[:2], bool)
         rgb = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
         if rgb.shape[:2] != (self.tile_size, self.tile_size):
+            self.resized_tiles += 1  # the server does not serve what was asked: callers report it
             rgb = cv2.resize(rgb, (self.tile_size, self.tile_size), interpolation=cv2.INTER_LINEAR)
             valid = (
                 cv2.resize(valid.astype(np.uint8), (self.tile_size,) * 2, interpolation=cv2.INTER_NEAREST) > 0

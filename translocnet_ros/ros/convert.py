@@ -70,7 +70,7 @@ def matrix_to_pose2d(m: np.ndarray) -> Pose2D:
 
 def likelihood_image(lik: np.ndarray, frame_id: str, stamp: Time) -> Image:
     """mono8, north-up, brightest = most likely (for RViz / Foxglove)."""
-    v = np.asarray(lik, float)
+    v = np.nan_to_num(np.asarray(lik, float), nan=0.0, posinf=0.0, neginf=0.0).clip(min=0.0)
     v = (255 * v / max(v.max(), 1e-12)).astype(np.uint8)
     img = Image()
     img.header.frame_id, img.header.stamp = frame_id, stamp

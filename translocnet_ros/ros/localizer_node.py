@@ -2,11 +2,13 @@
 
 The node only converts messages, keeps parameters, threads and timing; localization is the ROS-free engine.
 Scans are processed on a worker thread, newest first: a scan that arrives while the previous one is being
-processed replaces the waiting one (counted as dropped), so callbacks never block and latency never grows.
+processed replaces the waiting one (counted as superseded), so callbacks never block and latency never grows.
+Every received scan ends in exactly one counter: superseded, rejected (with the reason) or localized.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import traceback
@@ -16,10 +18,11 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseWithCovarianceStamped
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, NavSatFix, PointCloud2
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
@@ -29,6 +32,7 @@ from translocnet_ros.geo.pose import Pose2D, transform_cloud
 from translocnet_ros.geo.tf_tree import TransformError
 from translocnet_ros.imagery.open import open_imagery
 from translocnet_ros.localization.methods import make_method
+from translocnet_ros.localization.support import SupportedLocalizer
 from translocnet_ros.localization.tracker import State, Tracker, TrackerConfig
 from translocnet_ros.localization.translocnet import DEFAULT_MODEL
 from translocnet_ros.localization.types import LocalizationError
@@ -43,82 +47,58 @@ from translocnet_ros.ros.convert import (
     stamp_to_sec,
     transform_msg,
 )
+from translocnet_ros.ros.parameters import PARAMETERS, cross_check
 from translocnet_ros.ros.pointcloud2 import CloudFormatError, cloud_to_xyzi
 from translocnet_ros.ros.transforms import TF_QOS, TransformSource
+from translocnet_ros.ros.validate import clip, fix_problem, initial_pose_problem, stamp_problem
+
+try:  # Iron and later
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
 
 POSE_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
+POINTS_DEPTH = 10  # the callback only hands the scan over, so a short queue never overflows unseen
 OK, WARN, ERROR = DiagnosticStatus.OK[0], DiagnosticStatus.WARN[0], DiagnosticStatus.ERROR[0]
 
-PARAMETERS = {
-    # name: (default, description)
-    "method": (
-        "auto",
-        "translocnet (learned), ncc (classic baseline) or auto (translocnet when its model exists)",
-    ),
-    "model_path": ("", "TorchScript model; empty = models/translocnet.pt of this package"),
-    "device": ("auto", "inference device: auto (CUDA when present), cpu or cuda"),
-    "imagery": (
-        "",
-        "orthophoto: GeoTIFF/COG path, or XYZ tile URL template with {z}/{x}/{y} (tms:// for TMS)",
-    ),
-    "map_crs": ("", "projected CRS of the map frame (e.g. EPSG:32632); empty = the GeoTIFF's own CRS"),
-    "map_origin": (
-        [0.0, 0.0],
-        "map-frame origin in map_crs coordinates (published poses are relative to it)",
-    ),
-    "tile_timeout_s": (2.0, "tile server: per-request timeout"),
-    "tile_cache_dir": ("", "tile server: optional on-disk tile cache folder"),
-    "search_radius_m": (20.0, "wide search: half-size of the position window around the prior"),
-    "search_yaw_deg": (10.0, "wide search: half-range of yaw when the prior's heading is known"),
-    "tracking_radius_m": (6.0, "tracking: half-size of the position window around the odometry-moved fix"),
-    "tracking_yaw_deg": (6.0, "tracking: half-range of yaw"),
-    "confidence_tracking": (0.5, "confidence from which the node tracks with a small window"),
-    "confidence_publish": (0.2, "confidence below which no pose is published"),
-    "map_frame": ("map", "global frame of the published pose"),
-    "odom_frame": ("odom", "odometry frame; empty = publish map -> base_link instead of map -> odom"),
-    "base_frame": ("base_link", "vehicle frame"),
-    "publish_tf": (True, "publish the map -> odom (or map -> base_link) transform"),
-    "transform_tolerance": (0.5, "post-date published transforms by this much [s] (as AMCL does)"),
-    "points_reliable": (
-        False,
-        "subscribe to points with reliable QoS instead of SensorDataQoS (large clouds over "
-        "a UDP-only DDS transport lose fragments when best effort)",
-    ),
-    "max_scan_age_s": (2.0, "scans older than this when processing starts are dropped"),
-    "min_points": (500, "scans with fewer finite points are rejected"),
-    "initial_pose": ([0.0], "optional [x, y, yaw] in the map frame to start from; [0.0] = none"),
-}
+
+def tracker_config(p: dict) -> TrackerConfig:
+    return TrackerConfig(
+        p["search_radius_m"],
+        p["search_yaw_deg"],
+        p["tracking_radius_m"],
+        p["tracking_yaw_deg"],
+        p["confidence_tracking"],
+        p["confidence_publish"],
+    )
 
 
 class LocalizerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("localizer", **kwargs)
-        for name, (default, text) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=text))
+        for name, param in PARAMETERS.items():
+            self.declare_parameter(name, param.default, param.descriptor())
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
         self.p = p
         self.map_origin = np.array(p["map_origin"], float)
-        self.tracker = Tracker(
-            TrackerConfig(
-                p["search_radius_m"],
-                p["search_yaw_deg"],
-                p["tracking_radius_m"],
-                p["tracking_yaw_deg"],
-                p["confidence_tracking"],
-                p["confidence_publish"],
-            )
-        )
+        self.tracker = Tracker(tracker_config(p))
+        self._tracker_lock = threading.Lock()  # callbacks set priors while the worker tracks
         self.stats = {
             "scans received": 0,
-            "scans processed": 0,
-            "scans dropped (stale/superseded)": 0,
+            "scans superseded": 0,
+            "scans rejected": 0,
+            "scans localized": 0,
+            "scans lost in transport": 0,
             "poses published": 0,
+            "priors rejected": 0,
             "last latency ms": "-",
             "last confidence": "-",
         }
         self.problem = ""  # why nothing is published right now ("" when all is well)
+        self.notes: dict[str, str] = {}  # warnings beside the main state: degraded modes, TF, stale inputs
+        self.last_rejected_prior = "-"
         self.localizer = self.imagery = self.map_frame_geo = None
         self._setup_engine()
 
@@ -128,15 +108,24 @@ class LocalizerNode(Node):
         self.lik_pub = self.create_publisher(Image, "~/likelihood", 1)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         points_qos = (
-            QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+            QoSProfile(depth=POINTS_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
             if p["points_reliable"]
-            else (qos_profile_sensor_data)
+            else qos_profile_sensor_data
         )
-        self.create_subscription(PointCloud2, "points", self._on_cloud, points_qos)
+        self.create_subscription(
+            PointCloud2,
+            "points",
+            self._on_cloud,
+            points_qos,
+            event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_cloud_lost),
+        )
         self.create_subscription(NavSatFix, "gnss/fix", self._on_fix, qos_profile_sensor_data)
         self.create_subscription(PoseWithCovarianceStamped, "/initialpose", self._on_initial_pose, 10)
         self.create_service(Trigger, "~/relocalize", self._on_relocalize)
-        # diagnostics on the steady clock: they must flow even when sim time (/clock) is not running
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        # diagnostics and input timeouts on the steady clock: they must flow even when sim time is not running
+        self._started = self._last_scan = time.monotonic()
+        self._last_fix: float | None = None
         self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
         if len(p["initial_pose"]) == 3:
@@ -144,12 +133,14 @@ class LocalizerNode(Node):
             self.tracker.set_initial_pose(Pose2D(x + self.map_origin[0], y + self.map_origin[1], yaw))
         self._pending: PointCloud2 | None = None
         self._cv = threading.Condition()
+        self._out_lock = threading.Lock()  # held while publishing from the worker; shutdown takes it
         self._stop = False
         self._worker = threading.Thread(target=self._work, name="localizer", daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"localizer ready: method={getattr(self.localizer, 'name', '-')} device={getattr(self.localizer, 'device', '-')} "
-            f"imagery={p['imagery'] or '(none)'} transforms via {self.tf.backend}"
+            f"localizer ready: method={getattr(self.localizer, 'name', '-')} "
+            f"device={getattr(self.localizer, 'device', '-')} imagery={p['imagery'] or '(none)'} "
+            f"transforms via {self.tf.backend}"
             + (f"; NOT localizing: {self.problem}" if self.problem else "")
         )
 
@@ -158,6 +149,9 @@ class LocalizerNode(Node):
         """Open imagery and model; on failure the node stays up and says why in diagnostics."""
         p = self.p
         try:
+            problem = cross_check(p)
+            if problem:
+                raise ValueError(problem)
             if not p["imagery"]:
                 raise ValueError("parameter 'imagery' is empty: give a GeoTIFF path or a tile URL template")
             self.imagery = open_imagery(
@@ -172,52 +166,82 @@ class LocalizerNode(Node):
             if method == "auto":
                 method = "translocnet" if model.is_file() else "ncc"
                 if method == "ncc":
-                    self.get_logger().warning(f"no model at {model}: using the classic NCC baseline")
+                    self.notes["degraded"] = f"degraded: no model at {model}, using the classic NCC baseline"
+                    self.get_logger().warning(self.notes["degraded"])
             options = {"device": p["device"], "model_path": model} if method == "translocnet" else {}
-            self.localizer = make_method(method, **options)
+            self.localizer = SupportedLocalizer(make_method(method, **options))
         except Exception as exc:
             self.problem = f"set-up failed: {exc}"
             self.get_logger().error(self.problem)
 
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """Live tunables: rclpy has already refused read-only names and out-of-range values."""
+        new = {**self.p, **{q.name: q.value for q in params if q.name in PARAMETERS}}
+        problem = cross_check(new)
+        if problem:
+            return SetParametersResult(successful=False, reason=problem)
+        self.p = new
+        with self._tracker_lock:
+            self.tracker.cfg = tracker_config(new)
+        return SetParametersResult(successful=True)
+
     # ---- callbacks (never block) --------------------------------------------------------------------------
     def _on_cloud(self, msg: PointCloud2) -> None:
         self.stats["scans received"] += 1
+        self._last_scan = time.monotonic()
         with self._cv:
             if self._pending is not None:
-                self.stats["scans dropped (stale/superseded)"] += 1
+                self.stats["scans superseded"] += 1
             self._pending = msg
             self._cv.notify()
 
+    def _on_cloud_lost(self, info) -> None:
+        self.stats["scans lost in transport"] += info.total_count_change
+
+    def _reject_prior(self, what: str, problem: str) -> None:
+        self.stats["priors rejected"] += 1
+        self.last_rejected_prior = f"{what}: {problem}"
+        self.get_logger().warning(f"{what} ignored: {problem}", throttle_duration_sec=5.0)
+
     def _on_fix(self, msg: NavSatFix) -> None:
-        if (
-            self.map_frame_geo is None
-            or msg.status.status < 0
-            or not np.isfinite([msg.latitude, msg.longitude]).all()
-        ):
+        if self.map_frame_geo is None or msg.status.status < 0:  # no fix: nothing to say
             return
+        problem = fix_problem(msg.latitude, msg.longitude)
+        if problem:
+            return self._reject_prior("NavSatFix", problem)
+        self._last_fix = time.monotonic()
         x, y = self.map_frame_geo.to_map(msg.latitude, msg.longitude)
-        self.tracker.set_gnss(float(x), float(y))
+        with self._tracker_lock:
+            self.tracker.set_gnss(float(x), float(y))
 
     def _on_initial_pose(self, msg: PoseWithCovarianceStamped) -> None:
         if msg.header.frame_id not in ("", self.p["map_frame"]):
-            self.get_logger().warning(
-                f"/initialpose in frame '{msg.header.frame_id}' ignored (expected map frame)"
+            return self._reject_prior(
+                "/initialpose", f"frame '{clip(msg.header.frame_id)}' is not the map frame"
             )
-            return
+        q = msg.pose.pose.orientation
+        pos = msg.pose.pose.position
+        problem = initial_pose_problem([pos.x, pos.y, pos.z], [q.x, q.y, q.z, q.w], msg.pose.covariance)
+        if problem:
+            return self._reject_prior("/initialpose", problem)
         pose, cov = pose_from_msg(msg)
-        self.tracker.set_initial_pose(
-            Pose2D(pose.x + self.map_origin[0], pose.y + self.map_origin[1], pose.yaw),
-            float(np.sqrt(max(cov[2, 2], 0.0))),
-        )
+        with self._tracker_lock:
+            self.tracker.set_initial_pose(
+                Pose2D(pose.x + self.map_origin[0], pose.y + self.map_origin[1], pose.yaw),
+                float(np.sqrt(max(cov[2, 2], 0.0))),
+            )
         self.get_logger().info(
             f"initial pose ({pose.x:.1f}, {pose.y:.1f}, {np.degrees(pose.yaw):.0f} deg): wide search"
         )
 
     def _on_relocalize(self, request, response):
-        response.success = self.tracker.relocalize()
-        response.message = (
-            "wide search around the last pose" if response.success else "no pose to search around"
-        )
+        if self.localizer is None:
+            response.success, response.message = False, f"not localizing: {self.problem}"
+            return response
+        with self._tracker_lock:
+            why_not = self.tracker.relocalize()
+        response.success = not why_not
+        response.message = why_not or "wide search around the last estimated pose"
         return response
 
     # ---- worker -------------------------------------------------------------------------------------------
@@ -229,12 +253,16 @@ class LocalizerNode(Node):
                 if self._stop:
                     return
                 msg, self._pending = self._pending, None
+            localized = self.stats["scans localized"]
             try:
                 self.problem = self._process(msg) or ""
             except Exception as exc:
                 self.problem = f"internal error: {exc}"
-                self.get_logger().error(f"{self.problem}\n{traceback.format_exc()}")
-            if self.problem:
+                if not self._stop:
+                    self.get_logger().error(f"{self.problem}\n{traceback.format_exc()}")
+            if self.stats["scans localized"] == localized:
+                self.stats["scans rejected"] += 1
+            if self.problem and not self._stop:
                 self.get_logger().warning(self.problem, throttle_duration_sec=5.0)
 
     def _process(self, msg: PointCloud2) -> str | None:
@@ -242,49 +270,74 @@ class LocalizerNode(Node):
         if self.localizer is None:
             return self.problem or "no localizer"
         p = self.p
+        problem = stamp_problem(
+            msg.header.stamp.sec,
+            msg.header.stamp.nanosec,
+            self.get_clock().now().nanoseconds * 1e-9,
+            p["max_scan_age_s"],
+            p["max_scan_future_s"],
+        )
+        if problem:
+            return problem
         stamp = stamp_to_sec(msg.header.stamp)
-        now = self.get_clock().now().nanoseconds * 1e-9
-        if now - stamp > p["max_scan_age_s"] and stamp > 0:
-            self.stats["scans dropped (stale/superseded)"] += 1
-            return f"scan is {now - stamp:.1f} s old (> max_scan_age_s)"
         try:
-            cloud = cloud_to_xyzi(msg)
+            cloud = cloud_to_xyzi(msg, p["max_points"], p["max_range_m"])
         except CloudFormatError as exc:
             return f"bad PointCloud2: {exc}"
+        if cloud.total_points > p["max_points"]:
+            self.notes["subsampled"] = (
+                f"degraded: clouds of {cloud.total_points} points subsampled to max_points {p['max_points']}"
+            )
         if len(cloud.points) < p["min_points"]:
             return f"scan has {len(cloud.points)} finite points (< min_points {p['min_points']})"
         sensor = msg.header.frame_id or p["base_frame"]
         try:
             t = self.tf.lookup(p["base_frame"], sensor, stamp, timeout_s=0.2)
         except TransformError as exc:
-            return f"no transform {sensor} -> {p['base_frame']}: {exc}"
+            return f"no transform {clip(sensor)} -> {p['base_frame']}: {clip(str(exc), 200)}"
         pts = transform_cloud(cloud.points, t)
-        odom = None
-        if p["odom_frame"]:
-            try:
-                odom = matrix_to_pose2d(
-                    self.tf.lookup(p["odom_frame"], p["base_frame"], stamp, timeout_s=0.2)
-                )
-            except TransformError:
-                odom = None
-        prior = self.tracker.prior(odom)
+        odom = self._odometry(stamp)
+        with self._tracker_lock:
+            prior = self.tracker.prior(odom)
         if prior is None:
             return "waiting for a prior: publish /initialpose, a GNSS fix on gnss/fix, or set initial_pose"
         t0 = time.perf_counter()
         try:
-            est = self.localizer.localize(pts, self.imagery, prior.pose, prior.window)
+            checked = self.localizer.localize(pts, self.imagery, prior.pose, prior.window)
         except LocalizationError as exc:
             return f"localization failed: {exc}"
-        self.stats["scans processed"] += 1
+        est = checked.estimate
+        self.stats["scans localized"] += 1
         self.stats["last latency ms"] = f"{1e3 * (time.perf_counter() - t0):.0f}"
         self.stats["last confidence"] = f"{est.confidence:.2f}"
         if est.likelihood is not None:
-            self.lik_pub.publish(likelihood_image(est.likelihood, p["map_frame"], msg.header.stamp))
-        if not self.tracker.update(est, odom):
-            return f"low confidence {est.confidence:.2f} (< confidence_publish): pose not published"
+            self._emit(self.lik_pub, likelihood_image(est.likelihood, p["map_frame"], msg.header.stamp))
+        with self._tracker_lock:
+            decision = self.tracker.update(est, odom)
+        if checked.problem:
+            return f"unsupported input, confidence capped to 0: {checked.problem}"
+        if not decision.publish:
+            return f"{decision.reason}: pose not published"
         self._publish(est, odom, msg.header.stamp, stamp)
         self._prefetch_ahead(est.pose)
         return None
+
+    def _odometry(self, stamp: float) -> Pose2D | None:
+        """odom -> base at the scan's time; a missing one is reported, never silently replaced."""
+        p = self.p
+        if not p["odom_frame"]:
+            self.notes.pop("odometry", None)
+            return None
+        try:
+            m = self.tf.lookup(p["odom_frame"], p["base_frame"], stamp, timeout_s=0.2)
+        except TransformError:
+            self.notes["odometry"] = (
+                f"no {p['odom_frame']} -> {p['base_frame']} transform on TF: map -> {p['odom_frame']} not "
+                "published, scans searched without odometry (odom_frame:='' when there is no odometry)"
+            )
+            return None
+        self.notes.pop("odometry", None)
+        return matrix_to_pose2d(m)
 
     def _prefetch_ahead(self, pose: Pose2D, ahead_m: float = 25.0) -> None:
         """Tile servers: start fetching the imagery the next scans will need, along the direction of motion."""
@@ -293,33 +346,64 @@ class LocalizerNode(Node):
             x, y = pose.x + ahead_m * np.cos(pose.yaw), pose.y + ahead_m * np.sin(pose.yaw)
             prefetch(x, y, 2 * (self.p["tracking_radius_m"] + 50.0), 0.5)
 
+    def _emit(self, pub, msg) -> None:
+        """Publish from the worker unless shutdown has begun (the context may already be invalid)."""
+        with self._out_lock:
+            if not self._stop and self.context.ok():
+                pub.publish(msg)
+
     def _publish(self, est, odom: Pose2D | None, stamp_msg, stamp: float) -> None:
         p = self.p
         local = Pose2D(est.pose.x - self.map_origin[0], est.pose.y - self.map_origin[1], est.pose.yaw)
-        self.pose_pub.publish(pose_msg(local, est.covariance, p["map_frame"], stamp_msg))
+        self._emit(self.pose_pub, pose_msg(local, est.covariance, p["map_frame"], stamp_msg))
         self.stats["poses published"] += 1
-        if not p["publish_tf"]:
+        if not p["publish_tf"] or (p["odom_frame"] and odom is None):
+            return  # without odometry map -> odom is unknown; map -> base would give base a second parent
+        child = p["odom_frame"] or p["base_frame"]
+        parent = self.tf.parent_of(child)
+        if parent not in (None, p["map_frame"]):
+            self.notes["tf"] = (
+                f"map -> {child} not published: {child} already has parent '{clip(parent)}' on TF "
+                "(set base_frame to the root of the robot's tree, or odom_frame)"
+            )
             return
+        self.notes.pop("tf", None)
         map_base = pose2d_to_matrix(local)
-        if p["odom_frame"] and odom is not None:
-            parent_child = (p["map_frame"], p["odom_frame"])
-            m = map_base @ np.linalg.inv(pose2d_to_matrix(odom))
-        else:
-            parent_child = (p["map_frame"], p["base_frame"])
-            m = map_base
+        m = map_base @ np.linalg.inv(pose2d_to_matrix(odom)) if p["odom_frame"] else map_base
         future = sec_to_stamp(stamp + p["transform_tolerance"])
-        self.tf_pub.publish(TFMessage(transforms=[transform_msg(*parent_child, m, future)]))
+        self._emit(self.tf_pub, TFMessage(transforms=[transform_msg(p["map_frame"], child, m, future)]))
+
+    # ---- diagnostics --------------------------------------------------------------------------------------
+    def _input_warnings(self) -> list[str]:
+        """Stale inputs and degraded modes, worst first."""
+        now, timeout = time.monotonic(), self.p["scan_timeout_s"]
+        out = []
+        if now - self._last_scan > timeout:
+            what = "no scans" if self.stats["scans received"] else "no scans received yet"
+            out.append(f"{what} for {now - self._last_scan:.0f} s on {self.resolve_topic_name('points')}")
+        if self._last_fix is not None and now - self._last_fix > timeout:
+            out.append(f"GNSS stale: last fix {now - self._last_fix:.0f} s ago")
+        resized = getattr(self.imagery, "resized_tiles", 0)
+        if resized:
+            self.notes["tiles"] = f"degraded: {resized} imagery tiles had the wrong size and were resized"
+        return out + list(self.notes.values())
 
     def _publish_diagnostics(self) -> None:
+        warnings = self._input_warnings() if self.localizer is not None else []
         if self.problem:
             level, message = (ERROR if self.localizer is None else WARN), self.problem
         else:
             level, message = (WARN if self.tracker.state == State.WAITING else OK), self.tracker.state.value
+        if warnings:
+            level = max(level, WARN)
+            message = "; ".join(warnings if warnings[0].startswith("no scans") else [message, *warnings])
         values = {
             "state": self.tracker.state.value,
             **self.stats,
+            "last rejected prior": self.last_rejected_prior,
+            "last problem": self.problem or "-",
             "device": getattr(self.localizer, "device", "-"),
-            "imagery": self.p["imagery"],
+            "imagery": clip(self.p["imagery"], 200),
         }
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
@@ -331,15 +415,23 @@ class LocalizerNode(Node):
         self.diag_pub.publish(arr)
 
     def destroy_node(self) -> None:
-        with self._cv:
+        """Stop the worker before the node's handles go: no publish after shutdown has begun."""
+        with self._out_lock:
             self._stop = True
+        with self._cv:
             self._cv.notify()
-        self._worker.join(timeout=5.0)
+        self._worker.join(timeout=10.0)
         super().destroy_node()
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # rclpy's own handlers would invalidate the context while the worker may still publish: stop it first
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _interrupt)
     node = LocalizerNode()
     try:
         rclpy.spin(node)

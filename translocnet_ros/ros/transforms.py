@@ -27,21 +27,32 @@ TF_STATIC_QOS = QoSProfile(
 
 
 class TransformSource:
+    """Lookups, plus the parent of every frame seen on /tf and /tf_static, so the node can refuse to give a
+    frame a second parent."""
+
     def __init__(self, node: Node, tolerance_s: float = 0.1, force_fallback: bool = False):
         self.backend = "tf2_ros" if HAVE_TF2 and not force_fallback else "translocnet TransformTree"
         self.tolerance_s = tolerance_s
+        self._parents: dict[str, str] = {}
         if self.backend == "tf2_ros":
             self._buffer = tf2_ros.Buffer()
             self._listener = tf2_ros.TransformListener(self._buffer, node, spin_thread=False)
-            return
+        else:
+            self._tree = TransformTree(cache_time_s=20.0, tolerance_s=tolerance_s)
         from tf2_msgs.msg import TFMessage
 
-        self._tree = TransformTree(cache_time_s=20.0, tolerance_s=tolerance_s)
         node.create_subscription(TFMessage, "/tf", lambda m: self._ingest(m, False), TF_QOS)
         node.create_subscription(TFMessage, "/tf_static", lambda m: self._ingest(m, True), TF_STATIC_QOS)
 
+    def parent_of(self, frame: str) -> str | None:
+        """The parent `frame` has on TF (from any publisher, this node included), or None."""
+        return self._parents.get(frame)
+
     def _ingest(self, msg, static: bool) -> None:
         for t in msg.transforms:
+            self._parents[t.child_frame_id] = t.header.frame_id
+            if self.backend == "tf2_ros":
+                continue
             tr, r = t.transform.translation, t.transform.rotation
             try:
                 self._tree.set_transform(

@@ -1,0 +1,122 @@
+"""The localizer's parameters: defaults, descriptions, ranges, and which of them may change at run time.
+
+Tunables (thresholds, windows, tolerances) are live: `ros2 param set` takes effect on the next scan, within
+the descriptor's range. Everything that is wired at start-up (model, imagery, frames, QoS, the prior) is
+read-only, so setting it is refused with a reason instead of silently doing nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+
+@dataclass(frozen=True)
+class Param:
+    default: object
+    description: str
+    live: bool = False  # settable at run time
+    low: float | None = None  # inclusive range, checked by rclpy through the descriptor
+    high: float | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        d = ParameterDescriptor(description=self.description, read_only=not self.live)
+        if self.low is not None and isinstance(self.default, int) and not isinstance(self.default, bool):
+            d.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)]
+        elif self.low is not None:
+            d.floating_point_range = [FloatingPointRange(from_value=self.low, to_value=self.high, step=0.0)]
+        return d
+
+
+PARAMETERS: dict[str, Param] = {
+    "method": Param(
+        "auto", "translocnet (learned), ncc (classic baseline) or auto (translocnet when its model exists)"
+    ),
+    "model_path": Param("", "TorchScript model; empty = models/translocnet.pt of this package"),
+    "device": Param("auto", "inference device: auto (CUDA when present), cpu or cuda"),
+    "imagery": Param(
+        "", "orthophoto: GeoTIFF/COG path, or XYZ tile URL template with {z}/{x}/{y} (tms:// for TMS)"
+    ),
+    "map_crs": Param("", "projected CRS of the map frame (e.g. EPSG:32632); empty = the GeoTIFF's own CRS"),
+    "map_origin": Param(
+        [0.0, 0.0], "map-frame origin in map_crs coordinates (published poses are relative to it)"
+    ),
+    "tile_timeout_s": Param(2.0, "tile server: per-request timeout"),
+    "tile_cache_dir": Param("", "tile server: optional on-disk tile cache folder"),
+    "search_radius_m": Param(
+        20.0, "wide search: half-size of the position window around the prior", True, 2.0, 100.0
+    ),
+    "search_yaw_deg": Param(
+        10.0, "wide search: half-range of yaw when the prior's heading is known", True, 1.0, 180.0
+    ),
+    "tracking_radius_m": Param(
+        6.0, "tracking: half-size of the position window around the odometry-moved fix", True, 1.0, 100.0
+    ),
+    "tracking_yaw_deg": Param(6.0, "tracking: half-range of yaw", True, 1.0, 180.0),
+    "confidence_tracking": Param(
+        0.5,
+        "confidence from which the node tracks with a small window (>= confidence_publish)",
+        True,
+        0.0,
+        1.0,
+    ),
+    "confidence_publish": Param(0.2, "confidence below which no pose is published", True, 0.0, 1.0),
+    "map_frame": Param("map", "global frame of the published pose"),
+    "odom_frame": Param(
+        "odom",
+        "odometry frame; the node publishes map -> odom once odom -> base_frame arrives on TF (and warns "
+        "while it does not); empty = no odometry: publish map -> base_frame",
+    ),
+    "base_frame": Param(
+        "base_link", "vehicle frame: the root of the robot's TF tree (it must have no other parent)"
+    ),
+    "publish_tf": Param(True, "publish the map -> odom (or map -> base_frame) transform", True),
+    "transform_tolerance": Param(
+        0.5, "post-date published transforms by this much [s] (as AMCL does)", True, 0.0, 10.0
+    ),
+    "points_reliable": Param(
+        False,
+        "subscribe to points with reliable QoS instead of SensorDataQoS (large clouds over "
+        "a UDP-only DDS transport lose fragments when best effort)",
+    ),
+    "max_scan_age_s": Param(
+        2.0, "scans older than this when processing starts are dropped", True, 0.0, 3600.0
+    ),
+    "max_scan_future_s": Param(
+        0.5, "scans stamped further ahead of the node's clock than this are refused", True, 0.0, 60.0
+    ),
+    "min_points": Param(500, "scans with fewer finite points are rejected", True, 1, 10_000_000),
+    "max_points": Param(
+        300_000,
+        "larger clouds are evenly subsampled to this many points before anything else",
+        True,
+        1000,
+        10_000_000,
+    ),
+    "max_range_m": Param(
+        250.0,
+        "points farther than this are dropped; a cloud with more than 1% of them is refused as corrupt",
+        True,
+        10.0,
+        10_000.0,
+    ),
+    "scan_timeout_s": Param(
+        5.0,
+        "diagnostics warn 'no scans for N s' (and GNSS stale) after this long without input",
+        True,
+        0.5,
+        3600.0,
+    ),
+    "initial_pose": Param([0.0], "optional [x, y, yaw] in the map frame to start from; [0.0] = none"),
+}
+
+
+def cross_check(values: dict) -> str:
+    """Constraints between parameters that a single range cannot express; "" when they hold."""
+    if values["confidence_publish"] > values["confidence_tracking"]:
+        return (
+            f"confidence_publish {values['confidence_publish']} must not exceed "
+            f"confidence_tracking {values['confidence_tracking']}"
+        )
+    return ""
