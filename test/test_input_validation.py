@@ -1,0 +1,197 @@
+"""Every garbage input of issue 9, through the node's own processing path (in-process, no DDS timing): no
+pose is published and the reason is what diagnostics show. The same node then localizes a real scan, so the
+checks do not simply refuse everything."""
+
+import numpy as np
+import pytest
+from conftest import require_ros
+
+from translocnet_ros.dataset.kitti import KittiDrive
+from translocnet_ros.geo.crs import MapFrame
+from translocnet_ros.imagery.geotiff import GeoTiffSource
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def scene(small_town):
+    src = GeoTiffSource(small_town / "ortho.tif")
+    drive = KittiDrive(small_town / "drive_00")
+    gt = drive.ground_truth(MapFrame.from_any(src.crs)).poses[0]
+    return small_town, drive.scan_base(0), gt
+
+
+@pytest.fixture
+def node(scene, ros_context):
+    from rclpy.parameter import Parameter
+
+    from translocnet_ros.ros.localizer_node import LocalizerNode
+
+    town, _, gt = scene
+    overrides = {
+        "imagery": str(town / "ortho.tif"),
+        "method": "ncc",
+        "odom_frame": "",
+        "initial_pose": [gt.x, gt.y, gt.yaw],
+    }
+    n = LocalizerNode(
+        context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]
+    )
+    yield n
+    n.destroy_node()
+
+
+def _cloud(node, points, fields=("x", "y", "z", "intensity")):
+    from translocnet_ros.ros.pointcloud2 import array_to_cloud
+
+    msg = array_to_cloud(np.asarray(points, np.float32).reshape(-1, len(fields)), "base_link", None, fields)
+    msg.header.stamp = node.get_clock().now().to_msg()
+    return msg
+
+
+def _retyped(msg, datatype=None, bigendian=None, x_count=None):
+    if datatype is not None:
+        for f in msg.fields:
+            f.datatype = datatype
+    if bigendian is not None:
+        msg.is_bigendian = bigendian
+    if x_count is not None:
+        msg.fields[0].count = x_count
+    return msg
+
+
+def _restamped(msg, sec=None, nanosec=None, ahead_s=None):
+    if ahead_s is not None:
+        msg.header.stamp.sec += int(ahead_s)
+    if sec is not None:
+        msg.header.stamp.sec = sec
+    if nanosec is not None:
+        msg.header.stamp.nanosec = nanosec
+    return msg
+
+
+def _mixed(scan, rng, far):
+    pts = scan.copy()
+    idx = rng.permutation(len(pts))
+    third = len(pts) // 6
+    pts[idx[:third], 0] = np.nan
+    pts[idx[third : 2 * third], 1] = np.inf
+    pts[idx[2 * third : 3 * third], 2] = far
+    return pts
+
+
+def garbage_cases(node, scan):
+    """(label, message, expected reason) for each garbage input the issue lists."""
+    rng = np.random.default_rng(0)
+    one = np.array([[7.0, -3.0, 1.2, 0.3]], np.float32)
+    random_bytes = _cloud(node, np.zeros((20000, 4)))
+    random_bytes.data = rng.integers(0, 256, 20000 * 16, dtype=np.uint8).tobytes()
+    half_huge = scan.copy()
+    half_huge[::2, :3] = 3.4e38
+    return [
+        ("600 copies", _cloud(node, np.repeat(one, 600, 0)), "too few distinct points"),
+        ("5000 copies", _cloud(node, np.repeat(one, 5000, 0)), "too few distinct points"),
+        ("20000 copies", _cloud(node, np.repeat(one, 20000, 0)), "too few distinct points"),
+        ("20000 at origin", _cloud(node, np.zeros((20000, 4))), "too few distinct points"),
+        ("float64 over float32", _retyped(_cloud(node, scan), datatype=8), "do not fit the data"),
+        ("big-endian flag", _retyped(_cloud(node, scan), bigendian=True), "beyond max_range_m"),
+        ("NaN/inf/1e30", _cloud(node, _mixed(scan, rng, 1e30)), "beyond max_range_m"),
+        ("half at 3.4e38", _cloud(node, half_huge), "beyond max_range_m"),
+        ("random bytes", random_bytes, "beyond max_range_m"),
+        ("x count 3", _retyped(_cloud(node, scan), x_count=3), "PointField count"),
+        (
+            "flat",
+            _cloud(node, np.column_stack([scan[:, :2], np.zeros((len(scan), 2))])),
+            "no height structure",
+        ),
+        ("sec -1", _restamped(_cloud(node, scan), sec=-1), "negative"),
+        ("sec -2^31", _restamped(_cloud(node, scan), sec=-(2**31)), "negative"),
+        ("now + 3600 s", _restamped(_cloud(node, scan), ahead_s=3600), "in the future"),
+        ("nanosec 2^32-1", _restamped(_cloud(node, scan), nanosec=4294967295), "nanosec"),
+    ]
+
+
+def test_garbage_clouds_publish_nothing_and_say_why(node, scene):
+    _, scan, _ = scene
+    for label, msg, expected in garbage_cases(node, scan):
+        reason = node._process(msg)
+        assert reason and expected in reason, (label, reason)
+    assert node.stats["poses published"] == 0
+    # the checks refuse garbage, not scans: the same node localizes the real scan right away
+    assert node._process(_cloud(node, scan)) is None
+    assert node.stats["poses published"] == 1
+
+
+def test_long_frame_ids_are_clipped(node, scene):
+    msg = _cloud(node, scene[1])
+    msg.header.frame_id = "x" * 10_000
+    reason = node._process(msg)
+    assert "no transform" in reason and len(reason) < 400
+
+
+def _initial_pose(node, x, y, q=(0.0, 0.0, 0.0, 1.0)):
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+
+    msg = PoseWithCovarianceStamped()
+    msg.header.frame_id = "map"
+    msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
+    o = msg.pose.pose.orientation
+    o.x, o.y, o.z, o.w = q
+    return msg
+
+
+@pytest.mark.parametrize(
+    "x,y,q,expected",
+    [
+        (np.nan, 0.0, (0, 0, 0, 1), "not finite or out of range"),
+        (np.inf, 0.0, (0, 0, 0, 1), "not finite or out of range"),
+        (1e30, 0.0, (0, 0, 0, 1), "not finite or out of range"),
+        (0.0, 0.0, (0, 0, 0, 0), "zero or non-finite quaternion"),
+        (0.0, 0.0, (0, 0, np.nan, 1), "zero or non-finite quaternion"),
+    ],
+)
+def test_bad_initial_poses_are_refused_and_the_prior_kept(node, scene, x, y, q, expected):
+    _, _, gt = scene
+    node._on_initial_pose(_initial_pose(node, gt.x + x, gt.y + y, q))
+    assert expected in node.last_rejected_prior and node.stats["priors rejected"] == 1
+    prior = node.tracker.prior(None)
+    assert (prior.pose.x, prior.pose.y) == (gt.x, gt.y)
+
+
+@pytest.mark.parametrize("lat,lon", [(91.0, 24.9), (60.2, 181.0), (1e308, 24.9), (np.nan, 24.9)])
+def test_bad_navsatfix_is_refused_and_the_prior_kept(node, scene, lat, lon):
+    from sensor_msgs.msg import NavSatFix
+
+    _, _, gt = scene
+    fix = NavSatFix()
+    fix.latitude, fix.longitude = lat, lon
+    fix.status.status = fix.status.STATUS_FIX
+    node._on_fix(fix)
+    assert "latitude/longitude" in node.last_rejected_prior and node.stats["priors rejected"] == 1
+    prior = node.tracker.prior(None)
+    assert (prior.pose.x, prior.pose.y) == (gt.x, gt.y)
+
+
+def test_ncc_fallback_is_a_degraded_mode(scene, ros_context, tmp_path):
+    require_ros()
+    from rclpy.parameter import Parameter
+
+    from translocnet_ros.ros.localizer_node import WARN, LocalizerNode
+
+    town, _, _ = scene
+    n = LocalizerNode(
+        context=ros_context,
+        parameter_overrides=[
+            Parameter("imagery", value=str(town / "ortho.tif")),
+            Parameter("model_path", value=str(tmp_path / "missing.pt")),
+        ],
+    )
+    try:
+        assert n.localizer.name == "ncc"
+        sent = []
+        n.diag_pub.publish = sent.append
+        n._publish_diagnostics()
+        status = sent[0].status[0]
+        assert status.level[0] == WARN and "NCC baseline" in status.message
+    finally:
+        n.destroy_node()
