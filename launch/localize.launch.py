@@ -1,51 +1,44 @@
-"""ros2 launch translocnet_ros localize.launch.py [params_file:=...] [namespace:=...] [use_sim_time:=true]
-[model:=...] [imagery:=...] [points:=/kitti/velo/pointcloud] [gnss:=/kitti/oxts/gps/fix]"""
+"""ros2 launch translocnet_ros localize.launch.py imagery:=/data/ortho.tif [params_file:=...] [use_sim_time:=true]
+[points:=/kitti/velo/pointcloud] [gnss:=/kitti/oxts/gps/fix] [base_frame:=... odom_frame:=... ...]
 
-import os
+`--show-args` lists every argument. Node-parameter arguments left at 'params_file' keep the params_file's
+value; any other node parameter can be given as NAME:=VALUE too; unknown names are reported."""
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
+from translocnet_ros.ros.launch_args import launch_arguments, node_overrides
+
+
+def _localizer(context):
+    configs = dict(context.launch_configurations)
+    params, unknown = node_overrides(configs)
+    actions = []
+    if unknown:
+        actions.append(
+            LogInfo(msg=f"[localize.launch.py] WARNING: unknown launch argument(s) {unknown} have no effect")
+        )
+    use_sim_time = configs["use_sim_time"].lower() in ("true", "1")
+    actions.append(
+        Node(
+            package="translocnet_ros",
+            executable="localizer",
+            name="localizer",
+            namespace=configs["namespace"],
+            output="screen",
+            parameters=[configs["params_file"], {"use_sim_time": use_sim_time, **params}],
+            remappings=[("points", configs["points"]), ("gnss/fix", configs["gnss"])],
+        )
+    )
+    return actions
 
 
 def generate_launch_description():
     share = get_package_share_directory("translocnet_ros")
     args = [
-        DeclareLaunchArgument(
-            "params_file",
-            default_value=os.path.join(share, "config", "localizer.yaml"),
-            description="YAML with the localizer's parameters",
-        ),
-        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
-        DeclareLaunchArgument(
-            "use_sim_time", default_value="false", description="follow /clock (bag replay)"
-        ),
-        DeclareLaunchArgument(
-            "model",
-            default_value=os.path.join(share, "models", "translocnet.pt"),
-            description="TorchScript model",
-        ),
-        DeclareLaunchArgument("imagery", default_value="", description="GeoTIFF path or tile URL template"),
-        DeclareLaunchArgument("points", default_value="points", description="PointCloud2 topic"),
-        DeclareLaunchArgument("gnss", default_value="gnss/fix", description="NavSatFix topic for priors"),
+        DeclareLaunchArgument(name, default_value=default, description=text)
+        for name, (default, text) in launch_arguments(share).items()
     ]
-    node = Node(
-        package="translocnet_ros",
-        executable="localizer",
-        name="localizer",
-        namespace=LaunchConfiguration("namespace"),
-        output="screen",
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {
-                "use_sim_time": LaunchConfiguration("use_sim_time"),
-                "model_path": LaunchConfiguration("model"),
-                "imagery": LaunchConfiguration("imagery"),
-            },
-        ],
-        remappings=[("points", LaunchConfiguration("points")), ("gnss/fix", LaunchConfiguration("gnss"))],
-    )
-    return LaunchDescription([*args, node])
+    return LaunchDescription([*args, OpaqueFunction(function=_localizer)])

@@ -1,0 +1,102 @@
+"""localize.launch.py's arguments, checked without ROS 2 launch: every argument a user needs is declared and
+reaches a real node parameter with its type; the params_file's values stay in force unless an argument is
+given; unknown names are reported, not dropped silently."""
+
+import ast
+
+import pytest
+import yaml
+from conftest import ROOT
+
+from translocnet_ros.ros.launch_args import KEEP, launch_arguments, node_overrides
+from translocnet_ros.ros.parameters import PARAMETERS
+
+NEEDED = {
+    "params_file",
+    "namespace",
+    "use_sim_time",
+    "model",
+    "imagery",
+    "points",
+    "gnss",
+    "base_frame",
+    "odom_frame",
+    "map_frame",
+    "points_reliable",
+    "publish_tf",
+    "device",
+    "method",
+    "map_origin",
+    "initial_pose",
+}
+
+
+def test_needed_arguments_are_declared_with_descriptions():
+    args = launch_arguments("/share")
+    assert set(args) >= NEEDED
+    assert all(text for _, text in args.values())
+    assert args["params_file"][0] == "/share/config/localizer.yaml"
+
+
+def test_defaults_keep_the_params_file_values():
+    args = launch_arguments("/share")
+    params, unknown = node_overrides({name: default for name, (default, _) in args.items()})
+    assert params == {} and unknown == []
+
+
+def test_given_arguments_reach_the_node_with_their_types():
+    params, unknown = node_overrides(
+        {
+            "base_frame": "imu_link",
+            "odom_frame": "",
+            "points_reliable": "true",
+            "publish_tf": "false",
+            "map_origin": "[385000, 6672000.5]",
+            "initial_pose": "[1.0, 2.0, 0.5]",
+            "model": "/models/m.pt",
+            "max_points": "100000",  # not declared, but a node parameter: passed on too
+            "confidence_publish": "0.3",
+            "imagery": "http://tiles/{z}/{x}/{y}.png",
+        }
+    )
+    assert unknown == []
+    assert params == {
+        "base_frame": "imu_link",
+        "odom_frame": "",
+        "points_reliable": True,
+        "publish_tf": False,
+        "map_origin": [385000.0, 6672000.5],
+        "initial_pose": [1.0, 2.0, 0.5],
+        "model_path": "/models/m.pt",
+        "max_points": 100000,
+        "confidence_publish": 0.3,
+        "imagery": "http://tiles/{z}/{x}/{y}.png",
+    }
+    for name, value in params.items():
+        assert type(value) is type(PARAMETERS[name].default), name
+
+
+def test_unknown_and_malformed_arguments_are_not_silent():
+    _, unknown = node_overrides({"base_fram": "imu_link", "imagery": KEEP})
+    assert unknown == ["base_fram"]
+    with pytest.raises(ValueError, match="not true/false"):
+        node_overrides({"points_reliable": "maybe"})
+
+
+def test_the_launch_file_uses_these_arguments():
+    tree = ast.parse((ROOT / "launch" / "localize.launch.py").read_text())
+    called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert {"launch_arguments", "node_overrides", "DeclareLaunchArgument"} <= called
+
+
+@pytest.mark.parametrize("name", ["localizer.yaml", "kitti.yaml"])
+def test_params_files_name_only_real_parameters(name):
+    values = yaml.safe_load((ROOT / "config" / name).read_text())["/**"]["ros__parameters"]
+    assert set(values) <= set(PARAMETERS), set(values) - set(PARAMETERS)
+    for key, value in values.items():
+        assert type(value) is type(PARAMETERS[key].default), key
+
+
+def test_localizer_yaml_lists_every_parameter():
+    values = yaml.safe_load((ROOT / "config" / "localizer.yaml").read_text())["/**"]["ros__parameters"]
+    assert set(values) == set(PARAMETERS)
