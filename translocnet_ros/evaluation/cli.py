@@ -1,10 +1,11 @@
-"""`translocnet eval`: score a method on one drive with the DESIGN.md §6 protocol."""
+"""`translocnet eval`: score a method on one drive with a DESIGN.md §6 protocol (known, unknown, sequence)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from translocnet_ros.dataset.bag import BagDrive
 from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.evaluation.plots import plot_run
 from translocnet_ros.evaluation.protocol import PROTOCOLS, run_protocol, score_results, write_frames_csv
+from translocnet_ros.evaluation.robustness import Corruption
+from translocnet_ros.evaluation.sequence import SequenceError, run_sequence, score_sequence
 from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.localization.methods import make_method
 
@@ -24,7 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--bag", type=Path, help="kitti2bag-style ROS 1 / ROS 2 bag (ground truth from GNSS + IMU)"
     )
     p.add_argument("--ortho", required=True, type=Path, help="GeoTIFF orthophoto covering the drive")
-    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="known")
+    p.add_argument(
+        "--protocol",
+        choices=sorted([*PROTOCOLS, "sequence"]),
+        default="known",
+        help="known / unknown: every frame alone; sequence: the drive in time order through the Bayes filter",
+    )
     p.add_argument("--method", default="ncc", help="translocnet | ncc | prior")
     p.add_argument(
         "--model", type=Path, default=None, help="TorchScript model (translocnet; default models/)"
@@ -36,6 +44,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the prior offsets")
     p.add_argument("--every", type=int, default=1, help="use every N-th frame")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument(
+        "--bad-scans",
+        type=float,
+        default=0.0,
+        help="sequence: share of scans replaced by bad ones (0.2 = 20%%)",
+    )
+    p.add_argument(
+        "--kidnap-frame", type=int, default=None, help="sequence: teleport the vehicle at this position"
+    )
+    p.add_argument("--kidnap-m", type=float, default=50.0, help="sequence: how far the kidnapping moves it")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -46,19 +64,38 @@ def run(args) -> int:
     imagery = GeoTiffSource(args.ortho)
     options = {"device": args.device, **({"model_path": args.model} if args.model else {})}
     method = make_method(args.method, **options)
-    gt, results = run_protocol(
-        method,
-        drive,
-        imagery,
-        imagery.crs,
-        args.protocol,
-        args.seed,
-        args.every,
-        args.max_frames,
-        progress=not args.quiet,
-    )
+    if args.protocol == "sequence":
+        corruption = Corruption(args.bad_scans, args.kidnap_frame, args.kidnap_m, args.seed)
+        try:
+            gt, results = run_sequence(
+                method,
+                drive,
+                imagery,
+                imagery.crs,
+                args.seed,
+                args.every,
+                args.max_frames,
+                progress=not args.quiet,
+                corruption=corruption,
+            )
+        except SequenceError as exc:
+            print(f"translocnet eval: {exc}", file=sys.stderr)
+            return 2
+        summary = score_sequence(gt, results, method, args.kidnap_frame)
+    else:
+        gt, results = run_protocol(
+            method,
+            drive,
+            imagery,
+            imagery.crs,
+            args.protocol,
+            args.seed,
+            args.every,
+            args.max_frames,
+            progress=not args.quiet,
+        )
+        summary = score_results(gt, results, method, args.protocol)
     est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
-    summary = score_results(gt, results, method, args.protocol)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     write_frames_csv(args.out.with_suffix(".frames.csv"), results)

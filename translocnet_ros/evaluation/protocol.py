@@ -65,6 +65,8 @@ class FrameResult:
     confidence: float
     latency_ms: float
     error: str = ""
+    filter_ms: float = float("nan")  # sequence protocol: the filter's own update
+    state: str = ""  # sequence protocol: the filter's state after this frame
 
 
 def run_protocol(

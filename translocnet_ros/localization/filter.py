@@ -1,0 +1,341 @@
+"""Temporal fusion: a Bayes filter over the vehicle's (x, y, yaw) that predicts with odometry and updates with
+every scan's likelihood volume (AMCL-like, without ROS; the node and `eval --protocol sequence` share it).
+
+Particles, not a histogram grid at the volume's resolution, because
+- each scan's volume lies on its own grid (centred on that scan's prior, 1 m cells for TransLocNet): a grid
+  belief would be resampled onto it at every scan, a half-cell blur per step that accumulates, while a particle
+  is moved by the odometry exactly and reads the volume at its own continuous pose (cubic spline), so the fused
+  estimate is not tied to the 1 m cells;
+- under a yaw hypothesis the odometry moves a grid belief by a different sub-cell shift per yaw layer; a particle
+  just composes its own pose with the increment;
+- the cost is set by the particle count, not by the window, so a lost filter can search a 60 m window with the
+  same update cost, and several hypotheses (a row of identical houses) survive as clusters.
+Particles are seeded from a volume (the prior's window is uniform, so the first posterior is that volume),
+which puts them where the evidence is instead of spreading them blindly.
+
+Each volume is tempered (consecutive scans see the same street, their errors are not independent) and mixed with
+a uniform floor, so one bad scan lowers the true pose's weight but cannot remove it. The belief recentres with
+the vehicle: every scan is scored in a window around the predicted mode, sized to cover the particles. The filter
+diverges when the evidence keeps disagreeing with the belief (the belief's mass sits where the scans see little),
+and then falls back to a wide search seeded from the next scan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+from scipy.special import logsumexp
+
+from translocnet_ros.geo.crs import wrap_angle
+from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.localization.decode import NEAR_M, NEAR_RAD
+from translocnet_ros.localization.types import (
+    Estimate,
+    ImagerySource,
+    LocalizationError,
+    ScoreVolume,
+    SearchWindow,
+)
+
+
+class State(str, Enum):
+    WAITING = "waiting for a prior"
+    SEARCHING = "searching"
+    CONVERGED = "converged"
+    DIVERGED = "diverged: wide search"
+
+
+@dataclass(frozen=True)
+class MotionNoise:
+    """Standard deviation of one odometry increment's error, per axis of base_link: trans_per_m * |d| + trans_m
+    in x and y, yaw_deg_per_m * |d| + yaw_deg in yaw. Wider than a wheel odometry's random error alone, because it
+    must also absorb its scale and heading drift."""
+
+    trans_per_m: float = 0.05
+    trans_m: float = 0.02
+    yaw_deg_per_m: float = 0.2
+    yaw_deg: float = 0.3
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    particles: int = 3000
+    tempering: float = 0.5  # exponent on each scan's likelihood (scans of one street are correlated)
+    uniform_floor: float = 0.05  # share of each likelihood spread uniformly: one bad scan cannot kill a pose
+    motion: MotionNoise = field(default_factory=MotionNoise)
+    tracking_radius_m: float = 6.0  # window when the particles fit in it
+    tracking_yaw_deg: float = 6.0
+    search_radius_m: float = 20.0  # window of a prior (initial pose, GNSS) and of a wide belief
+    search_yaw_deg: float = 10.0
+    lost_radius_m: float = 60.0  # window after a divergence
+    lost_yaw_deg: float = 15.0
+    converged_confidence: float = 0.5  # posterior mass within 1 m and 2 deg of the mode
+    disagree_ratio: float = 0.05  # a scan disagrees when the belief's mean likelihood is below this x its own
+    diverge_window: int = 10  # diverged when, of the last diverge_window scans,
+    diverge_count: int = 7  # this many disagreed
+    seed: int = 0
+
+
+class VolumeMethod(Protocol):
+    """A localizer that exposes its likelihood volume (TransLocNet, NCC)."""
+
+    name: str
+    device: str
+    temperature: float
+
+    def score_volume(
+        self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
+    ) -> ScoreVolume: ...
+
+
+def _circular_mean(yaw: np.ndarray, w: np.ndarray) -> float:
+    return float(np.arctan2(np.sum(w * np.sin(yaw)), np.sum(w * np.cos(yaw))))
+
+
+class BayesFilter:
+    """Particles (x, y, yaw) with log-weights; a pending uniform region stands for a prior not yet seen by a scan."""
+
+    def __init__(self, cfg: FilterConfig | None = None):
+        self.cfg = cfg or FilterConfig()
+        self.rng = np.random.default_rng(self.cfg.seed)
+        self.state = State.WAITING
+        self.reason = "no initial pose or GNSS fix yet"
+        self.particles = np.empty((0, 3))
+        self.logw = np.empty(0)
+        self.mode: Pose2D | None = None
+        self.estimate: Estimate | None = None
+        self.divergences = 0
+        self.agreement = float("nan")  # of the last scan with the belief (1: as well as the scan with itself)
+        self.update_ms = float("nan")
+        self._region: SearchWindow | None = None  # uniform prior around self.mode, until the next scan
+        self._agrees: deque[bool] = deque(maxlen=self.cfg.diverge_window)
+
+    # --- seeding -------------------------------------------------------------------------------------------
+    def seed(self, pose: Pose2D, window: SearchWindow, reason: str, state: State = State.SEARCHING) -> None:
+        """A prior: uniform over the window around `pose`; the next scan's volume becomes the belief."""
+        self.particles, self.logw = np.empty((0, 3)), np.empty(0)
+        self.mode, self._region, self.state, self.reason = pose, window, state, reason
+        self._agrees.clear()
+        var = [window.radius_m**2 / 3, window.radius_m**2 / 3, window.yaw_range_rad**2 / 3]
+        self.estimate = Estimate(pose, np.diag(var), 0.0)
+
+    def seed_initial_pose(self, pose: Pose2D, yaw_known: bool = True) -> None:
+        c = self.cfg
+        yaw = np.radians(c.search_yaw_deg) if yaw_known else np.pi
+        self.seed(pose, SearchWindow(c.search_radius_m, yaw), "initial pose")
+
+    def seed_gnss(self, x: float, y: float) -> bool:
+        """A GNSS fix re-seeds a filter that has not converged (heading from the belief when it has one);
+        returns whether it did."""
+        if self.state == State.CONVERGED:
+            return False
+        c = self.cfg
+        known = self.mode is not None and self.state != State.WAITING and self._region is None
+        yaw = self.mode.yaw if self.mode is not None else 0.0
+        window = SearchWindow(c.search_radius_m, np.radians(c.search_yaw_deg) if known else np.pi)
+        self.seed(Pose2D(x, y, yaw), window, "GNSS fix")
+        return True
+
+    # --- predict ----------------------------------------------------------------------------------------------
+    def predict(self, increment: Pose2D) -> None:
+        """Odometry: the vehicle moved by `increment` (x, y, yaw in the previous base_link)."""
+        if self.mode is None:
+            return
+        self.mode = self.mode.compose(increment)
+        if len(self.particles) == 0:
+            return
+        m = self.cfg.motion
+        d = float(np.hypot(increment.x, increment.y))
+        sd = [m.trans_per_m * d + m.trans_m] * 2 + [np.radians(m.yaw_deg_per_m * d + m.yaw_deg)]
+        noise = self.rng.normal(size=self.particles.shape) * sd
+        lx, ly = increment.x + noise[:, 0], increment.y + noise[:, 1]
+        p = self.particles
+        c, s = np.cos(p[:, 2]), np.sin(p[:, 2])
+        p[:, 0] += c * lx - s * ly
+        p[:, 1] += s * lx + c * ly
+        p[:, 2] = wrap_angle(p[:, 2] + increment.yaw + noise[:, 2])
+
+    # --- the window the next scan is scored in ------------------------------------------------------------------
+    def search_window(self) -> tuple[Pose2D, SearchWindow] | None:
+        """Centre and size of the next scan's volume: the pending region, else the smallest of the tracking,
+        search and lost windows that holds 99% of the particles (a few sizes only, so a TorchScript model sees
+        few input shapes). None before any prior."""
+        if self.mode is None:
+            return None
+        if self._region is not None:
+            return self.mode, self._region
+        c, w = self.cfg, self._weights()
+        d = self.particles - [self.mode.x, self.mode.y, self.mode.yaw]
+        reach = np.max(np.abs(d[:, :2]), axis=1)
+        turn = np.abs(wrap_angle(d[:, 2]))
+        r, t = _weighted_quantile(reach, w, 0.99), _weighted_quantile(turn, w, 0.99)
+        if r + 2.0 <= c.tracking_radius_m and t + np.radians(1.0) <= np.radians(c.tracking_yaw_deg):
+            return self.mode, SearchWindow(c.tracking_radius_m, np.radians(c.tracking_yaw_deg))
+        if r <= c.search_radius_m + 2.0 and t <= np.radians(c.search_yaw_deg + 1.0):  # a prior's own spread
+            return self.mode, SearchWindow(c.search_radius_m, np.radians(c.search_yaw_deg))
+        return self.mode, SearchWindow(c.lost_radius_m, np.radians(c.lost_yaw_deg))
+
+    # --- update ----------------------------------------------------------------------------------------------
+    def update(self, volume: ScoreVolume, temperature: float = 1.0) -> Estimate:
+        """Fuse one scan's volume (logits / temperature, tempered, with the uniform floor)."""
+        t0 = time.perf_counter()
+        c = self.cfg
+        logq = c.tempering * volume.logits / temperature
+        logq = logq - logsumexp(logq)  # per-cell probability of the tempered volume
+        floor = c.uniform_floor / logq.size
+        if self._region is not None or len(self.particles) == 0:
+            self._sample_from(volume, logq, floor)
+            self.agreement = float("nan")
+        else:
+            q = np.exp(_read_volume(volume, logq, self.particles))
+            w = self._weights()
+            self.agreement = float(np.sum(w * q) / np.sum(np.exp(2 * logq)))
+            self._agrees.append(self.agreement >= c.disagree_ratio)
+            self.logw = self.logw + np.log((1 - c.uniform_floor) * q + floor)
+            self.logw -= self.logw.max()
+            self._resample_if_degenerate()
+        self._summarize()
+        self._transition()
+        self.update_ms = 1e3 * (time.perf_counter() - t0)
+        return self.estimate
+
+    def no_evidence(self, why: str) -> None:
+        """A scan that gave no volume (empty, outside the imagery): the belief keeps its prediction."""
+        self.reason = f"scan skipped: {why}"
+        if self.estimate is not None and self.mode is not None:
+            self.estimate = Estimate(self.mode, self.estimate.covariance, self.estimate.confidence)
+
+    def _sample_from(self, volume: ScoreVolume, logq: np.ndarray, floor: float) -> None:
+        """Particles drawn from the volume mixed with the floor, spread uniformly inside their cells."""
+        n, nk = self.cfg.particles, logq.shape[0]
+        p = (1 - self.cfg.uniform_floor) * np.exp(logq).ravel() + floor
+        k, i, j = np.unravel_index(self.rng.choice(p.size, n, p=p / p.sum()), logq.shape)
+        u = self.rng.uniform(-0.5, 0.5, size=(n, 3))
+        step = np.gradient(volume.yaw_offsets) if nk > 1 else np.array([np.radians(1.0)])
+        pr, m = volume.prior, volume.m_per_px
+        self.particles = np.column_stack(
+            [
+                pr.x + (j + u[:, 0] - volume.centre_px) * m,
+                pr.y - (i + u[:, 1] - volume.centre_px) * m,
+                wrap_angle(pr.yaw + volume.yaw_offsets[k] + u[:, 2] * step[k]),
+            ]
+        )
+        self.logw = np.zeros(n)
+        self._region = None
+
+    def _weights(self) -> np.ndarray:
+        w = np.exp(self.logw - self.logw.max())
+        return w / w.sum()
+
+    def _resample_if_degenerate(self) -> None:
+        """Systematic resampling when the effective sample size falls below half the particles."""
+        w = self._weights()
+        n = len(w)
+        if 1.0 / np.sum(w**2) >= n / 2:
+            return
+        idx = np.searchsorted(np.cumsum(w), (self.rng.uniform() + np.arange(n)) / n)
+        self.particles = self.particles[np.minimum(idx, n - 1)]
+        self.logw = np.zeros(n)
+
+    def _summarize(self) -> None:
+        """Mode (mean shift from the densest 1 m bin), covariance about it, confidence = mass near it."""
+        p, w = self.particles, self._weights()
+        lo = p[:, :2].min(axis=0)
+        cell = np.floor(p[:, :2] - lo).astype(int)
+        shape = cell.max(axis=0) + 3
+        hist = np.bincount((cell[:, 0] + 1) * shape[1] + cell[:, 1] + 1, w, shape[0] * shape[1]).reshape(
+            shape
+        )
+        box = sum(np.roll(np.roll(hist, a, 0), b, 1) for a in (-1, 0, 1) for b in (-1, 0, 1))
+        bx, by = np.unravel_index(int(np.argmax(box)), shape)
+        centre = lo + np.array([bx, by]) - 0.5
+        near = np.hypot(*(p[:, :2] - centre).T) <= 1.5
+        mode = np.array([*centre, _circular_mean(p[near, 2], w[near])])
+        for _ in range(3):
+            d = p - mode
+            d[:, 2] = wrap_angle(d[:, 2])
+            sel = (np.hypot(d[:, 0], d[:, 1]) <= NEAR_M) & (np.abs(d[:, 2]) <= NEAR_RAD)
+            if not sel.any():
+                break
+            ws = w[sel] / w[sel].sum()
+            mode = mode + ws @ d[sel]
+        mode[2] = wrap_angle(mode[2])
+        d = p - mode
+        d[:, 2] = wrap_angle(d[:, 2])
+        cov = (d * w[:, None]).T @ d
+        near = (np.hypot(d[:, 0], d[:, 1]) <= NEAR_M) & (np.abs(d[:, 2]) <= NEAR_RAD)
+        self.mode = Pose2D(float(mode[0]), float(mode[1]), float(mode[2]))
+        self.estimate = Estimate(self.mode, cov, float(w[near].sum()))
+
+    def _transition(self) -> None:
+        c = self.cfg
+        disagreed = self._agrees.count(False)
+        if len(self._agrees) == c.diverge_window and disagreed >= c.diverge_count:
+            self.divergences += 1
+            why = f"diverged: {disagreed} of the last {c.diverge_window} scans disagreed with the belief"
+            self.seed(
+                self.mode, SearchWindow(c.lost_radius_m, np.radians(c.lost_yaw_deg)), why, State.DIVERGED
+            )
+            return
+        conf = self.estimate.confidence
+        if conf >= c.converged_confidence:
+            self.state, self.reason = State.CONVERGED, f"confidence {conf:.2f}"
+        elif self.state == State.CONVERGED:
+            self.state, self.reason = State.SEARCHING, f"confidence fell to {conf:.2f}"
+        else:
+            self.reason = f"confidence {conf:.2f} below {c.converged_confidence:.2f}"
+
+
+def _weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    order = np.argsort(x)
+    return float(x[order][np.searchsorted(np.cumsum(w[order]), q * w.sum())]) if len(x) else 0.0
+
+
+def _read_volume(volume: ScoreVolume, logq: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """log q at continuous poses (cubic spline over the cells); -inf outside the volume."""
+    nk, ni, nj = logq.shape
+    pr, offsets = volume.prior, volume.yaw_offsets
+    j = (poses[:, 0] - pr.x) / volume.m_per_px + volume.centre_px
+    i = volume.centre_px - (poses[:, 1] - pr.y) / volume.m_per_px
+    dyaw = wrap_angle(poses[:, 2] - pr.yaw)
+    step = offsets[1] - offsets[0] if nk > 1 else np.radians(1.0)
+    if nk > 1 and offsets[-1] - offsets[0] + 1.5 * step >= 2 * np.pi:  # full circle: close it
+        logq = np.concatenate([logq, logq[:1]])
+        offsets = np.append(offsets, offsets[0] + 2 * np.pi)
+        dyaw = offsets[0] + np.mod(dyaw - offsets[0], 2 * np.pi)
+    k = np.interp(dyaw, offsets, np.arange(len(offsets)), left=-1.0, right=len(offsets))
+    half = 0.5
+    inside = (
+        (i >= -half)
+        & (i <= ni - 1 + half)
+        & (j >= -half)
+        & (j <= nj - 1 + half)
+        & (dyaw >= offsets[0] - half * step)
+        & (dyaw <= offsets[-1] + half * step)
+    )
+    k = np.clip(k, 0, len(offsets) - 1)
+    out = np.full(len(poses), -np.inf)
+    if inside.any():
+        coords = np.stack([k[inside], i[inside], j[inside]])
+        out[inside] = np.minimum(map_coordinates(logq, coords, order=3, mode="nearest"), 0.0)
+    return out
+
+
+def fuse_scan(filt: BayesFilter, method: VolumeMethod, scan: np.ndarray, imagery: ImagerySource) -> Estimate:
+    """One scan through the filter: score the window the belief asks for and fuse it. Raises LocalizationError
+    when the scan gives no volume (the belief then keeps its prediction)."""
+    ask = filt.search_window()
+    if ask is None:
+        raise LocalizationError("the filter has no prior yet (initial pose or GNSS fix)")
+    try:
+        volume = method.score_volume(scan, imagery, *ask)
+    except LocalizationError as exc:
+        filt.no_evidence(str(exc))
+        raise
+    return filt.update(volume, method.temperature)
