@@ -28,6 +28,7 @@ class LiveResult:
     transforms: list[tuple[float, str, str, np.ndarray]] = field(
         default_factory=list
     )  # stamp, parent, child, 4x4
+    static_parents: set[tuple[str, str]] = field(default_factory=set)  # (parent, child) seen on /tf_static
     diagnostics: list[tuple[int, str, dict]] = field(default_factory=list)
     node_log: str = ""
     node_alive: bool = False
@@ -60,7 +61,7 @@ def run_live(
     from translocnet_ros.geo.tf_tree import make_transform
     from translocnet_ros.ros.convert import stamp_to_sec
     from translocnet_ros.ros.localizer_node import POSE_QOS
-    from translocnet_ros.ros.transforms import TF_QOS
+    from translocnet_ros.ros.transforms import TF_QOS, TF_STATIC_QOS
 
     ros_params = {"imagery": imagery, "method": method, "use_sim_time": drive is not None, **(params or {})}
     args = ["--ros-args", "-r", "points:=/kitti/velo/pointcloud", "-r", "gnss/fix:=/kitti/oxts/gps/fix"]
@@ -103,6 +104,12 @@ def run_live(
 
     node.create_subscription(PoseWithCovarianceStamped, "/localizer/pose", on_pose, POSE_QOS)
     node.create_subscription(TFMessage, "/tf", on_tf, TF_QOS)
+    node.create_subscription(
+        TFMessage,
+        "/tf_static",
+        lambda m: res.static_parents.update((t.header.frame_id, t.child_frame_id) for t in m.transforms),
+        TF_STATIC_QOS,
+    )
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     replay = None
     try:
