@@ -19,6 +19,10 @@ COMMANDS = {
         "translocnet_ros.evaluation.calibrate_cli",
         "fit a method's likelihood temperature on the val towns (honest covariances)",
     ),
+    "adapt": (
+        "translocnet_ros.model.adapt",
+        "adapt a model to an area from its orthophoto and unlabeled scans (no poses read)",
+    ),
     "export": ("translocnet_ros.model.export", "export a checkpoint to TorchScript + metadata in models/"),
     "demo": ("translocnet_ros.ros.demo", "node + replay of a synthetic drive as ROS 2 processes, scored"),
     "replay": ("translocnet_ros.ros.replay", "publish a bag or a KITTI-layout drive on ROS 2 topics"),

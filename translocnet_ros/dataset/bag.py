@@ -19,6 +19,15 @@ from translocnet_ros.geo.pose import Pose2D, quaternion_to_yaw, transform_cloud
 from translocnet_ros.geo.tf_tree import TransformError, TransformTree
 
 
+def add_static_transforms(tree: TransformTree, msg) -> None:
+    """A /tf_static message's transforms into the tree (timeless)."""
+    for t in msg.transforms:
+        tr, r = t.transform.translation, t.transform.rotation
+        tree.set_transform(
+            t.header.frame_id, t.child_frame_id, 0.0, [tr.x, tr.y, tr.z], [r.x, r.y, r.z, r.w], static=True
+        )
+
+
 class BagDrive:
     def __init__(
         self,
@@ -43,16 +52,7 @@ class BagDrive:
             for conn, stamp_ns, raw in reader.messages():
                 msg = reader.deserialize(raw, conn.msgtype)
                 if conn.topic == "/tf_static":
-                    for t in msg.transforms:
-                        tr, r = t.transform.translation, t.transform.rotation
-                        tree.set_transform(
-                            t.header.frame_id,
-                            t.child_frame_id,
-                            0.0,
-                            [tr.x, tr.y, tr.z],
-                            [r.x, r.y, r.z, r.w],
-                            static=True,
-                        )
+                    add_static_transforms(tree, msg)
                 elif conn.topic == points_topic:
                     scans.append((stamp_ns * 1e-9, msg.header.frame_id, cloud_to_xyzi(msg).points))
                 elif conn.topic == fix_topic:

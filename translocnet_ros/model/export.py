@@ -32,22 +32,35 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def write_model(net: TransLocNet, info: dict, out: Path) -> dict:
+    """Script `net` to `out` (refused when it would not load on the oldest supported torch) and write its
+    metadata `info` beside it, completed with the format, torch and the file's sha256."""
+    net.eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.script(net).save(str(out))
+    problems = portability_problems(out)
+    if problems:
+        out.unlink()
+        raise RuntimeError(f"{out} would not load on torch {OLDEST_TORCH}: " + "; ".join(problems))
+    info = {
+        **info,
+        "format": FORMAT,
+        "torch": torch.__version__,
+        "loads_on_torch": f">={OLDEST_TORCH}",
+        "format_version": format_version(out),
+        "sha256": sha256(out),
+    }
+    out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
 def export(checkpoint: Path, out: Path) -> dict:
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     meta = ck["meta"]
     cfg = ModelConfig(**meta["model"])
     net = TransLocNet(cfg, cross_attention=meta["attention"])
     net.load_state_dict(ck["model"])
-    net.eval()
-    scripted = torch.jit.script(net)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scripted.save(str(out))
-    problems = portability_problems(out)
-    if problems:
-        out.unlink()
-        raise RuntimeError(f"{out} would not load on torch {OLDEST_TORCH}: " + "; ".join(problems))
     info = {
-        "format": FORMAT,
         "model": cfg.to_dict(),
         "attention": meta["attention"],
         "infonce_weight": meta["infonce_weight"],
@@ -61,13 +74,8 @@ def export(checkpoint: Path, out: Path) -> dict:
             "sample": meta["sample"],
         },
         "exported": time.strftime("%Y-%m-%d"),
-        "torch": torch.__version__,
-        "loads_on_torch": f">={OLDEST_TORCH}",
-        "format_version": format_version(out),
-        "sha256": sha256(out),
     }
-    out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
-    return info
+    return write_model(net, info, out)
 
 
 def run(args) -> int:
