@@ -10,10 +10,12 @@ import rasterio
 
 from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.geo.crs import MapFrame
-from translocnet_ros.synth.layout import Box2, Layout
-from translocnet_ros.synth.lidar import LidarModel, LidarSimulator
-from translocnet_ros.synth.meshing import MeshBuilder, add_box, terrain_mesh
-from translocnet_ros.synth.styles import GRASS, WALL
+from translocnet_ros.synth.appearance import Relief, sample_look
+from translocnet_ros.synth.layout import Box2, Building, Layout, generate_layout, rect_corners
+from translocnet_ros.synth.lidar import LidarModel, LidarSimulator, sample_sensor
+from translocnet_ros.synth.meshing import MeshBuilder, add_box, scene_mesh, terrain_mesh
+from translocnet_ros.synth.render import OrthoRenderer
+from translocnet_ros.synth.styles import CANOPY, GRASS, HEDGE, STYLES, WALL
 from translocnet_ros.synth.town import TownSpec, generate_town
 
 
@@ -40,8 +42,8 @@ def test_town_files_and_ground_truth(small_town):
     assert meta["counts"]["buildings"] > 0 and meta["counts"]["trees"] > 0
     with rasterio.open(small_town / "ortho.tif") as ds:
         assert ds.crs.is_projected and ds.crs.to_string() == meta["crs"]
-        assert ds.res == pytest.approx((0.2, 0.2))
-        assert ds.width == 1500
+        assert ds.res == pytest.approx((0.5, 0.5))  # whatever the source resolution, resampled to 0.5 m
+        assert ds.width == 600
     drive = KittiDrive(small_town / "drive_00")
     assert drive.calib_path.parent == small_town  # calib in the parent folder, as in KITTI raw
     gt = drive.ground_truth(MapFrame.from_any(meta["crs"]))
@@ -59,9 +61,11 @@ def test_town_files_and_ground_truth(small_town):
 def test_scan_looks_like_an_hdl64(small_town):
     drive = KittiDrive(small_town / "drive_00")
     pts = drive.scan_velo(0)
-    assert 50_000 < len(pts) < 135_552
+    assert 40_000 < len(pts) < 135_552
+    sensor = json.loads((small_town / "town.json").read_text())["sensors"][0]
+    assert 50.0 <= sensor["max_range_m"] <= 120.0
     rng = np.linalg.norm(pts[:, :3], axis=1)
-    assert rng.max() <= 120.0 + 0.1 and rng.min() >= 2.7 - 0.1
+    assert rng.max() <= sensor["max_range_m"] + 0.2 and rng.min() >= 2.7 - 0.1
     elev = np.degrees(np.arcsin(pts[:, 2] / rng))
     assert elev.min() > -24.9 - 0.5 and elev.max() < 2.0 + 0.5
     beams = LidarModel().elevations_deg()
@@ -90,3 +94,131 @@ def test_no_returns_behind_a_wall():
     assert ((pts[east, 0] > 14.5) & (pts[east, 2] > -1.5)).sum() > 100  # the wall itself is seen
     west = np.abs(pts[:, 1]) < 10.0
     assert (pts[west & (pts[:, 0] < -15.5)]).shape[0] > 0  # open ground the other way
+
+
+def one_building_layout(height=20.0) -> Layout:
+    lay = Layout(size_m=100.0, nodes=np.zeros((0, 2)), roads=[], ground=np.full((500, 500), GRASS, np.uint8))
+    lay.buildings.append(
+        Building(rect_corners(50.0, 50.0, 0.0, 30.0, 20.0), height, False, True, (0, 0, 0), "slab")
+    )
+    return lay
+
+
+def render_with_lean(lay, lean_xy, seed=3):
+    """The same look (and random stream) but for the relief; a bright roof over dark ground and facades."""
+    look = sample_look(np.random.default_rng(seed), "downtown", lay.size_m)
+    look.relief = Relief.constant(lean_xy)
+    look.gsd, look.wild, look.season = 0.25, False, "summer"
+    look.roof_palette, look.roof_weights = [np.array([250.0, 250.0, 250.0])], np.ones(1)
+    look.colors.update(grass=np.array([30.0, 60.0, 30.0]), facade=np.array([60.0, 50.0, 40.0]))
+    look.colors["facade_brick"] = look.colors["facade"]
+    look.grading.update(hue=0.0, sat=1.0, contrast=1.0, gamma=1.0, gains=np.ones(3), haze=0.0, brightness=0.0)
+    return OrthoRenderer(lay, STYLES["downtown"], look, np.random.default_rng(seed)).render(0.5)
+
+
+def bright_centroid(img) -> np.ndarray:
+    """Centroid (town metres) of the bright roof pixels of a 0.5 m image of a 100 m town."""
+    rows, cols = np.nonzero(img.mean(-1) > 150)
+    return np.array([(cols.mean() + 0.5) * 0.5, 100.0 - (rows.mean() + 0.5) * 0.5])
+
+
+def test_relief_displacement_moves_the_roof_not_the_lidar_footprint():
+    """A 20 m roof seen 0.2 east / 0.1 south off nadir lands 4 m east, 2 m south of its footprint; the
+    facade facing the nadir shows; the LiDAR still sees the west wall where it stands."""
+    lay = one_building_layout(20.0)
+    flat = render_with_lean(lay, (0.0, 0.0))
+    lean = render_with_lean(lay, (0.2, -0.1))
+    assert bright_centroid(flat) == pytest.approx([50.0, 50.0], abs=0.5)
+    assert bright_centroid(lean) == pytest.approx([54.0, 48.0], abs=0.5)
+    # the west facade (its normal points back towards the nadir) fills the 4 m between wall base and roof edge
+    strip = lean[int((50 - 7) * 2) : int((50 + 7) * 2), int(35 * 2) + 1 : int(39 * 2) - 1].mean((0, 1))
+    assert np.all(np.abs(strip - flat[80:120, 71:77].mean((0, 1))) > 10)
+    mesh, mats = scene_mesh(lay, 0.0)
+    sim = LidarSimulator(mesh, mats, lay, LidarModel(dropout=0.0))
+    pose = np.eye(4)
+    pose[:3, 3] = [20.0, 50.0, 1.73]
+    pts = sim.scan(pose, [], np.random.default_rng(0))
+    wall = (np.abs(pts[:, 1]) < 3) & (pts[:, 2] > 0)
+    assert wall.sum() > 50
+    assert np.median(pts[wall, 0]) + 20.0 == pytest.approx(35.0, abs=0.1)  # west wall at x = 35 m
+
+
+def test_relief_grows_with_height_and_away_from_each_tiles_nadir():
+    r = Relief(
+        tile_m=100.0,
+        origin=(0.0, 0.0),
+        lean=np.array([[[0.1, 0.0], [0.0, 0.2]]]),
+        inv_h=np.full((1, 2), 1e-3),
+    )
+    assert r.at(50.0, 50.0) == pytest.approx([0.1, 0.0])  # tile centre
+    assert r.at(90.0, 50.0) == pytest.approx([0.14, 0.0])  # 40 m further east: leans 0.04 more
+    assert r.at(150.0, 20.0) == pytest.approx([0.0, 0.17])  # second tile, 30 m south of its centre
+    lay = one_building_layout(10.0)
+    low = bright_centroid(render_with_lean(lay, (0.2, 0.0)))
+    assert low == pytest.approx([52.0, 50.0], abs=0.5)  # half the height, half the displacement
+
+
+def test_appearance_is_randomized_per_seed_and_plausible_unless_wild():
+    looks = [sample_look(np.random.default_rng(s), "suburban", 500.0) for s in range(24)]
+    grass = np.array([lk.colors["grass"] for lk in looks])
+    assert grass.std(0).min() > 15  # lawns differ from town to town
+    assert len({lk.season for lk in looks}) >= 4
+    assert np.ptp([lk.gsd for lk in looks]) > 0.3 and min(lk.gsd for lk in looks) >= 0.1
+    assert np.ptp([lk.relief.max_lean() for lk in looks]) > 0.15
+    again = sample_look(np.random.default_rng(5), "suburban", 500.0)
+    assert np.array_equal(again.colors["grass"], looks[5].colors["grass"])
+    import colorsys
+
+    def hue(c):
+        return colorsys.rgb_to_hsv(*(np.asarray(c) / 255))[0] * 360
+
+    assert all(colorsys.rgb_to_hsv(*(lk.colors["asphalt"] / 255))[1] <= 0.061 for lk in looks)  # grey roads
+    wild = [sample_look(np.random.default_rng(s), "suburban", 500.0, wild_prob=1.0) for s in range(24)]
+    assert all(lk.wild for lk in wild)
+    sat = [colorsys.rgb_to_hsv(*(lk.colors["asphalt"] / 255))[1] for lk in wild]
+    assert max(sat) > 0.3  # wild roads can be any colour
+    assert np.ptp([hue(lk.colors["grass"]) for lk in wild]) > 180
+
+
+def test_ortho_colours_change_between_seeds_layout_does_not_decide_them(tmp_path):
+    lay = generate_layout(STYLES["suburban"], 200.0, np.random.default_rng(1))
+    means = []
+    for seed in (1, 2, 3):
+        look = sample_look(np.random.default_rng(seed), "suburban", 200.0)
+        img = OrthoRenderer(lay, STYLES["suburban"], look, np.random.default_rng(seed)).render(0.5)
+        assert img.shape == (400, 400, 3) and img.dtype == np.uint8
+        means.append(img.reshape(-1, 3).mean(0))
+    means = np.array(means)
+    assert np.abs(means[:, None] - means[None]).max(-1)[np.triu_indices(3, 1)].min() > 3
+
+
+def test_layouts_have_vegetation_lots_curves_and_courtyards():
+    sub = generate_layout(STYLES["suburban"], 500.0, np.random.default_rng(2))
+    assert len(sub.hedges) > 10 and len(sub.bushes) > 100 and len(sub.trees) > 100
+    assert sub.bends and len(sub.lots) >= 1
+    down = generate_layout(STYLES["downtown"], 500.0, np.random.default_rng(2))
+    assert sum(b.kind == "block" for b in down.buildings) >= 8
+    _, mats = scene_mesh(sub, STYLES["suburban"].sidewalk_m)
+    assert (mats == HEDGE).any() and (mats == CANOPY).any()  # the LiDAR sees hedges and bushes too
+    only_ortho = [c for c in sub.cars if c.where == "ortho"]
+    assert only_ortho  # parked cars that left before the drive
+
+
+def test_sensor_variety_and_blind_sectors():
+    sensors = [sample_sensor(np.random.default_rng(s)) for s in range(20)]
+    ranges = [m.max_range_m for m in sensors]
+    assert min(ranges) >= 50 and max(ranges) <= 120 and np.ptp(ranges) > 30
+    assert len({m.intensity_levels for m in sensors}) > 1
+    lay = Layout(size_m=100.0, nodes=np.zeros((0, 2)), roads=[], ground=np.full((500, 500), GRASS, np.uint8))
+    mb = MeshBuilder()
+    v, f = terrain_mesh(lay, step=5.0, margin=50.0)
+    mb.add(v, f, 255)
+    mesh, mats = mb.build()
+    pose = np.eye(4)
+    pose[:3, 3] = [50.0, 50.0, 1.73]
+    model = LidarModel(dropout=0.0, max_range_m=30.0, blind_sectors_deg=((90.0, 40.0),), intensity_levels=10)
+    pts = LidarSimulator(mesh, mats, lay, model).scan(pose, [], np.random.default_rng(0))
+    az = np.degrees(np.arctan2(pts[:, 1], pts[:, 0]))
+    assert not ((az > 71) & (az < 109)).any() and ((az > 50) & (az < 68)).any()
+    assert np.linalg.norm(pts[:, :3], axis=1).max() <= 30.2
+    assert set(np.round(pts[:, 3] * 10, 4)) <= set(np.arange(11.0))  # quantized to 10 levels

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import trimesh
@@ -27,6 +27,15 @@ class LidarModel:
     ego_radius_m: float = 2.7  # returns from the ego vehicle are removed, as in KITTI
     range_noise_m: float = 0.02
     dropout: float = 0.08
+    # sensor variety (defaults: the plain HDL-64E model)
+    blind_sectors_deg: tuple[tuple[float, float], ...] = ()  # (centre, width) azimuths blocked by the mount
+    ego_box_m: tuple[float, float, float] = (0.0, 0.0, 0.0)  # length, width, x offset of the ego car body
+    intensity_gain: float = 1.0
+    intensity_gamma: float = 1.0
+    intensity_levels: int = 0  # quantization of the reported reflectance (0: none)
+    range_falloff: float = 0.0  # uncompensated intensity ~ (10 m / r) ** falloff
+    color_tie: float = 0.0  # weight of the surface's visible brightness in the reflectance
+    material_gain: dict = field(default_factory=dict)  # material id -> reflectance multiplier
 
     def elevations_deg(self) -> np.ndarray:
         half = self.n_beams // 2
@@ -42,11 +51,54 @@ class LidarModel:
         return np.stack([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)], -1).reshape(-1, 3)
 
 
+def sample_sensor(rng: np.random.Generator) -> LidarModel:
+    """One drive's sensor: range, noise, dropout, mount occlusion and an intensity channel that behaves
+    like some other sensor's (gain, gamma, quantization, range fall-off, a weak tie to surface colour)."""
+    sectors = tuple(
+        (float(rng.uniform(0, 360)), float(rng.uniform(3, 25)))
+        for _ in range(rng.choice(3, p=[0.5, 0.35, 0.15]))
+    )
+    return LidarModel(
+        max_range_m=float(rng.uniform(50, 120)),
+        range_noise_m=float(rng.uniform(0.01, 0.035)),
+        dropout=float(rng.uniform(0.03, 0.15)),
+        blind_sectors_deg=sectors,
+        ego_box_m=(float(rng.uniform(4.2, 5.6)), float(rng.uniform(1.8, 2.3)), float(rng.uniform(-1.2, 0.2)))
+        if rng.random() < 0.6
+        else (0.0, 0.0, 0.0),
+        intensity_gain=float(np.exp(rng.normal(0, 0.3))),
+        intensity_gamma=float(np.exp(rng.normal(0, 0.35))),
+        intensity_levels=int(rng.choice([0, 0, 255, 100, 64])),
+        range_falloff=float(rng.uniform(0.2, 1.0)) if rng.random() < 0.25 else 0.0,
+        color_tie=float(rng.uniform(0.0, 0.35)),
+        material_gain={m: float(np.exp(rng.normal(0, 0.3))) for m in range(256) if _REFL_LUT[m] > 0},
+    )
+
+
 class LidarSimulator:
-    def __init__(self, mesh: trimesh.Trimesh, face_material: np.ndarray, layout: Layout, model: LidarModel):
-        self.mesh, self.face_material, self.layout, self.model = mesh, face_material, layout, model
+    def __init__(
+        self,
+        mesh: trimesh.Trimesh,
+        face_material: np.ndarray,
+        layout: Layout,
+        model: LidarModel,
+        surface_brightness: np.ndarray | None = None,
+    ):
+        """surface_brightness: (256,) visible brightness 0..1 per material id (the orthophoto's palette)."""
+        self.mesh, self.face_material, self.layout = mesh, face_material, layout
         self._static = RayMeshIntersector(mesh)
+        self.surface_brightness = surface_brightness
+        self.set_model(model)
+
+    def set_model(self, model: LidarModel) -> None:
+        self.model = model
         self._dirs = model.directions()
+        lut = _REFL_LUT.copy()
+        for m, g in model.material_gain.items():
+            lut[m] *= g
+        if self.surface_brightness is not None and model.color_tie > 0:
+            lut = (1 - model.color_tie) * lut + model.color_tie * 0.6 * self.surface_brightness
+        self._lut = lut.astype(np.float32)
 
     def _cast(self, intersector, mesh_normals, materials, origin, dirs):
         tri, ray, loc = intersector.intersects_id(
@@ -80,10 +132,29 @@ class LidarSimulator:
         ground = mat[hit] == 255
         mat_hit = mat[hit].copy()
         mat_hit[ground] = self.layout.material_at(hit_world[ground, 0], hit_world[ground, 1])
-        refl = _REFL_LUT[mat_hit] * (0.45 + 0.55 * cos[hit]) + rng.normal(0, 0.03, hit.sum())
+        refl = self._lut[mat_hit] * (0.45 + 0.55 * cos[hit]) + rng.normal(0, 0.03, hit.sum())
         refl[mat_hit == CAR] += (rng.random((mat_hit == CAR).sum()) < 0.03) * 0.6  # plates, lights
         r = dist[hit] + rng.normal(0, m.range_noise_m, hit.sum())
         p_drop = m.dropout + 0.25 * (r / m.max_range_m) ** 2 * (refl < 0.12)
-        keep = rng.random(hit.sum()) >= p_drop
-        local = self._dirs[hit][keep] * r[keep, None]
-        return np.column_stack([local, np.clip(refl[keep], 0, 1)]).astype(np.float32)
+        idx = np.flatnonzero(rng.random(hit.sum()) >= p_drop)
+        local = self._dirs[hit][idx] * r[idx, None]
+        drop = np.zeros(len(idx), bool)
+        if m.blind_sectors_deg:  # the mount (or a roof box, a mast) hides some azimuths
+            az = np.degrees(np.arctan2(local[:, 1], local[:, 0]))
+            for centre, width in m.blind_sectors_deg:
+                drop |= np.abs((az - centre + 180) % 360 - 180) < width / 2
+        if m.ego_box_m[0] > 0:  # returns from the ego car's own body, removed as in KITTI
+            length, width, dx = m.ego_box_m
+            drop |= (
+                (np.abs(local[:, 0] - dx) < length / 2)
+                & (np.abs(local[:, 1]) < width / 2)
+                & (local[:, 2] < 0.2)
+            )
+        local, keep = local[~drop], idx[~drop]
+        out = refl[keep] * m.intensity_gain
+        if m.range_falloff > 0:
+            out = out * (10.0 / np.maximum(r[keep], 1.0)) ** m.range_falloff
+        out = np.clip(out, 0, 1) ** m.intensity_gamma
+        if m.intensity_levels:
+            out = np.round(out * m.intensity_levels) / m.intensity_levels
+        return np.column_stack([local, out]).astype(np.float32)

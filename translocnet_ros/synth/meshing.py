@@ -6,7 +6,7 @@ import numpy as np
 import trimesh
 
 from translocnet_ros.synth.layout import Box2, Layout
-from translocnet_ros.synth.styles import CANOPY, CAR, FENCE, POLE, ROOF, SIDEWALK, TRUNK, WALL
+from translocnet_ros.synth.styles import CANOPY, CAR, FENCE, HEDGE, POLE, ROOF, SIDEWALK, TRUNK, WALL
 
 _BOX = trimesh.creation.box((1.0, 1.0, 1.0))
 _BOX.apply_translation((0, 0, 0.5))  # unit box standing on z = 0
@@ -132,8 +132,16 @@ def scene_mesh(layout: Layout, sidewalk_m: float) -> tuple[trimesh.Trimesh, np.n
         mb.add_primitive(
             _SPHERE, (t.radius, t.radius, (t.height - trunk_h) / 2), 0.0, (t.x, t.y, z0 + cz), CANOPY
         )
+    for bu in layout.bushes:
+        hz = bu.height / 2
+        mb.add_primitive(
+            _SPHERE, (bu.radius, bu.radius, hz), 0.0, (bu.x, bu.y, float(z(bu.x, bu.y)) + hz * 0.8), CANOPY
+        )
+    for h in layout.hedges:
+        add_box(mb, h, float(z(h.x, h.y)), HEDGE)
     for c in layout.cars:
-        add_car(mb, c, float(z(c.x, c.y)))
+        if c.where != "ortho":  # parked when the car drove by, gone when the plane flew over (or not)
+            add_car(mb, c, float(z(c.x, c.y)))
     for p in layout.poles:
         mb.add_primitive(_CYL, (0.12, 0.12, p.height), 0.0, (p.x, p.y, float(z(p.x, p.y))), POLE)
     for fe in layout.fences:

@@ -28,6 +28,15 @@ class TownStyle:
     ground: str  # base ground material: grass / pavement / dirt
     roof_colors: tuple[tuple[int, int, int], ...]
     ground_color: tuple[int, int, int]
+    # layout variety (probabilities per road / per building attempt; densities per hectare)
+    curve_prob: float = 0.2  # a road is bent (bow or S) instead of straight
+    slab_prob: float = 0.0  # a building attempt is a long apartment slab
+    courtyard_prob: float = 0.0  # a building attempt is a perimeter block around a courtyard
+    parking_lot_prob: float = 0.1  # a road side gets a parking lot full of cars
+    driveway_prob: float = 0.5  # a house gets a paved driveway to the street (sometimes with a car)
+    hedge_prob: float = 0.3  # a lot is lined with hedges
+    bushes_per_ha: float = 20.0
+    path_count_per_km2: float = 10.0  # footpaths through green areas
 
 
 STYLES = {
@@ -44,12 +53,20 @@ STYLES = {
         pitched_prob=0.7,
         setback_m=(4, 8),
         street_tree_spacing_m=14,
-        park_trees_per_ha=12,
+        park_trees_per_ha=20,
         parked_car_prob=0.25,
         fence_prob=0.5,
         ground="grass",
         roof_colors=((150, 70, 55), (90, 90, 95), (120, 105, 95), (60, 60, 70)),
         ground_color=(95, 125, 70),
+        curve_prob=0.3,
+        slab_prob=0.08,
+        courtyard_prob=0.0,
+        parking_lot_prob=0.12,
+        driveway_prob=0.7,
+        hedge_prob=0.45,
+        bushes_per_ha=35.0,
+        path_count_per_km2=15.0,
     ),
     "downtown": TownStyle(
         name="downtown",
@@ -70,6 +87,14 @@ STYLES = {
         ground="pavement",
         roof_colors=((110, 110, 110), (150, 145, 140), (80, 85, 90), (170, 165, 150)),
         ground_color=(135, 130, 125),
+        curve_prob=0.1,
+        slab_prob=0.2,
+        courtyard_prob=0.8,
+        parking_lot_prob=0.15,
+        driveway_prob=0.0,
+        hedge_prob=0.15,
+        bushes_per_ha=12.0,
+        path_count_per_km2=4.0,
     ),
     "industrial": TownStyle(
         name="industrial",
@@ -90,6 +115,14 @@ STYLES = {
         ground="dirt",
         roof_colors=((170, 170, 175), (120, 130, 140), (200, 200, 200), (90, 100, 95)),
         ground_color=(140, 125, 100),
+        curve_prob=0.15,
+        slab_prob=0.05,
+        courtyard_prob=0.0,
+        parking_lot_prob=0.3,
+        driveway_prob=0.0,
+        hedge_prob=0.1,
+        bushes_per_ha=10.0,
+        path_count_per_km2=3.0,
     ),
     "rural": TownStyle(
         name="rural",
@@ -110,12 +143,21 @@ STYLES = {
         ground="grass",
         roof_colors=((140, 60, 45), (100, 95, 90), (70, 75, 65), (160, 120, 80)),
         ground_color=(110, 135, 75),
+        curve_prob=0.5,
+        slab_prob=0.0,
+        courtyard_prob=0.0,
+        parking_lot_prob=0.03,
+        driveway_prob=0.6,
+        hedge_prob=0.35,
+        bushes_per_ha=25.0,
+        path_count_per_km2=8.0,
     ),
 }
 
 # Material ids, shared by the ground raster, the mesh faces and the LiDAR reflectance model.
 GRASS, ASPHALT, MARKING, SIDEWALK, DIRT, PAVEMENT = 0, 1, 2, 3, 4, 5
 WALL, ROOF, CANOPY, TRUNK, CAR, POLE, FENCE = 6, 7, 8, 9, 10, 11, 12
+GRAVEL, HEDGE = 13, 14
 GROUND_MATERIAL = {"grass": GRASS, "pavement": PAVEMENT, "dirt": DIRT}
 REFLECTANCE = {
     GRASS: 0.32,
@@ -131,4 +173,6 @@ REFLECTANCE = {
     CAR: 0.12,
     POLE: 0.5,
     FENCE: 0.3,
+    GRAVEL: 0.22,
+    HEDGE: 0.3,
 }

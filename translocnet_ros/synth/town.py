@@ -18,10 +18,23 @@ from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import rigid_inverse
 from translocnet_ros.synth.drive import make_trajectory, moving_cars
 from translocnet_ros.synth.layout import generate_layout
-from translocnet_ros.synth.lidar import LidarModel, LidarSimulator
+from translocnet_ros.synth.lidar import LidarModel, LidarSimulator, sample_sensor
 from translocnet_ros.synth.meshing import scene_mesh
 from translocnet_ros.synth.render import render_orthophoto
-from translocnet_ros.synth.styles import STYLES
+from translocnet_ros.synth.styles import (
+    ASPHALT,
+    CANOPY,
+    DIRT,
+    GRASS,
+    GRAVEL,
+    HEDGE,
+    MARKING,
+    PAVEMENT,
+    ROOF,
+    SIDEWALK,
+    STYLES,
+    WALL,
+)
 
 # Real places and their usual projected CRS; a town lands a few km from one of them.
 SITES = (
@@ -50,10 +63,13 @@ class TownSpec:
     seed: int
     style: str = "suburban"
     size_m: float = 1000.0
-    m_per_px: float = 0.2
+    m_per_px: float = 0.5  # GeoTIFF resolution; the imagery itself has a random 0.1-0.6 m source resolution
     n_drives: int = 1
     n_frames: int = 500
     n_moving_cars: int = 12
+    wild_appearance: float = (
+        0.0  # probability that the town's colours come from anywhere, not plausible ranges
+    )
 
 
 def _world_from_base(layout, x, y, yaw):
@@ -103,6 +119,28 @@ def write_geotiff(path: Path, img: np.ndarray, transform: Affine, crs) -> None:
         ds.build_overviews([2, 4, 8, 16], Resampling.average)
 
 
+def surface_brightness(look) -> np.ndarray:
+    """(256,) visible brightness 0..1 of each material in this town's orthophoto, for the LiDAR's weak tie
+    between reflectance and colour."""
+    out = np.full(256, 0.4, np.float32)
+    names = {
+        GRASS: "grass",
+        ASPHALT: "asphalt",
+        MARKING: "marking",
+        SIDEWALK: "sidewalk",
+        DIRT: "dirt",
+        PAVEMENT: "pavement",
+        GRAVEL: "gravel",
+        WALL: "facade",
+        CANOPY: "canopy",
+        HEDGE: "canopy",
+    }
+    for m, name in names.items():
+        out[m] = float(np.mean(look.colors[name])) / 255.0
+    out[ROOF] = float(np.mean(look.roof_palette)) / 255.0
+    return out
+
+
 def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
     style = STYLES[spec.style]
     rng = np.random.default_rng(spec.seed)
@@ -121,16 +159,27 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
         traj = make_trajectory(layout, spec.n_frames, rng)
         layout.clear_corridor(traj.xy, 2.0)
         drives.append((traj, moving_cars(layout, spec.n_moving_cars, spec.n_frames, rng)))
-    ortho = render_orthophoto(layout, style, spec.m_per_px, rng)
+    ortho, look = render_orthophoto(layout, style, spec.m_per_px, rng, spec.wild_appearance)
     reg_err = rng.normal(0, 0.2, 2)  # small georegistration error of the imagery
     transform = Affine(spec.m_per_px, 0, e0 + reg_err[0], 0, -spec.m_per_px, n0 + spec.size_m + reg_err[1])
     write_geotiff(out_dir / "ortho.tif", ortho, transform, frame.crs)
     write_calib(out_dir / "calib_imu_to_velo.txt", KITTI_T_IMU_TO_VELO)
 
     mesh, materials = scene_mesh(layout, style.sidewalk_m)
-    sim = LidarSimulator(mesh, materials, layout, LidarModel())
+    sim = LidarSimulator(mesh, materials, layout, LidarModel(), surface_brightness(look))
     base_from_velo = rigid_inverse(KITTI_T_IMU_TO_VELO)
+    sensors = []
     for d, (traj, traffic) in enumerate(drives):
+        sim.set_model(sample_sensor(rng))
+        sensors.append(
+            dict(
+                max_range_m=round(sim.model.max_range_m, 1),
+                dropout=round(sim.model.dropout, 3),
+                blind_sectors_deg=[[round(c, 1), round(w, 1)] for c, w in sim.model.blind_sectors_deg],
+                intensity_gamma=round(sim.model.intensity_gamma, 2),
+                color_tie=round(sim.model.color_tie, 2),
+            )
+        )
         drive = out_dir / f"drive_{d:02d}"
         (drive / "velodyne_points" / "data").mkdir(parents=True, exist_ok=True)
         (drive / "oxts" / "data").mkdir(parents=True, exist_ok=True)
@@ -165,6 +214,8 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
         crs=crs_name,
         origin_en=[e0, n0],
         registration_error_m=reg_err.round(3).tolist(),
+        imagery=look.summary(),
+        sensors=sensors,
         counts=dict(
             roads=len(layout.roads),
             buildings=len(layout.buildings),
@@ -172,6 +223,9 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
             parked_cars=len(layout.cars),
             poles=len(layout.poles),
             fences=len(layout.fences),
+            hedges=len(layout.hedges),
+            bushes=len(layout.bushes),
+            parking_lots=len(layout.lots),
             mesh_faces=len(mesh.faces),
         ),
     )
