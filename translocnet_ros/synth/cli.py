@@ -23,7 +23,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size-m", type=float, default=1000.0, help="town side length")
     p.add_argument("--frames", type=int, default=500, help="frames per drive (10 Hz)")
     p.add_argument("--drives", type=int, default=1)
-    p.add_argument("--m-per-px", type=float, default=0.2, help="orthophoto resolution")
+    p.add_argument(
+        "--m-per-px",
+        type=float,
+        default=0.5,
+        help="GeoTIFF resolution (the imagery's own is random, 0.1-0.6 m)",
+    )
+    p.add_argument(
+        "--wild-appearance", type=float, default=0.0, help="probability of colours from anywhere (training)"
+    )
     p.add_argument("--force", action="store_true", help="rebuild towns that already exist")
 
 
@@ -59,6 +67,7 @@ def run(args) -> int:
             m_per_px=args.m_per_px,
             n_drives=args.drives,
             n_frames=args.frames,
+            wild_appearance=args.wild_appearance,
         )
         jobs = [(args.out, spec)]
     build(jobs, args.force)

@@ -57,7 +57,7 @@ class OrthoRenderer:
         self.sun_dir = look.sun_dir
         self.shadow_k = 1.0 / np.tan(look.sun_elev)
         n = self.n
-        self.fine = cv2.GaussianBlur(rng.normal(size=(n, n)).astype(np.float32), (0, 0), 0.7)
+        self.fine = cv2.GaussianBlur(rng.standard_normal((n, n), dtype=np.float32), (0, 0), 0.7)
         self.fine /= self.fine.std() + 1e-6
         px = max(1.0 / self.res, 1.0)
         self.mid = _noise((n, n), rng, scales=(int(2 * px), int(6 * px)), weights=(0.5, 0.5))
@@ -126,30 +126,31 @@ class OrthoRenderer:
 
     # -- ground ----------------------------------------------------------------------------------------------
     def ground(self) -> np.ndarray:
+        """Ground materials with per-material colour and texture (look-up tables: whole-image operations)."""
         rng, look, n = self.rng, self.look, self.n
         mat = cv2.resize(self.layout.ground, (n, n), interpolation=cv2.INTER_NEAREST)
-        img = np.zeros((n, n, 3), np.float32)
+        color = np.zeros((256, 3), np.float32)
+        weights = np.zeros((256, 3), np.float32)  # amplitude x (fine, mid, coarse)
         for m, name in _MAT_NAME.items():
-            sel = mat == m
-            if not sel.any():
-                continue
-            color = look.colors[name]
-            if name == "marking":
-                img[sel] = color
-                continue
-            amp, (wf, wm, wc) = look.texture[name]
-            t = 0.5 * wf * self.fine[sel] + wm * self.mid[sel] + wc * self.coarse[sel]
-            img[sel] = color * (1 + amp * 1.6 * t)[:, None]
+            color[m] = look.colors[name]
+            if name != "marking":
+                amp, w = look.texture[name]
+                weights[m] = amp * 1.6 * np.asarray(w) * (0.5, 1.0, 1.0)
+        w = weights[mat]
+        t = 1.0 + w[..., 0] * self.fine + w[..., 1] * self.mid + w[..., 2] * self.coarse
+        img = color[mat] * t[..., None]
         # worn lawns and lush patches
-        lawn = mat == GRASS
+        lawn = (mat == GRASS).astype(np.float32)
         if look.season != "snow":
-            wear = np.clip((self.coarse2[lawn] - rng.uniform(0.6, 1.5)) * 2.0, 0, 1) * rng.uniform(0.2, 0.7)
-            img[lawn] += (look.colors["grass_worn"] - img[lawn]) * wear[:, None]
-            lush = np.clip((self.mid[lawn] - 1.0) * 1.5, 0, 1) * 0.25
-            img[lawn] *= (1 - lush)[:, None]
+            wear = np.clip((self.coarse2 - rng.uniform(0.6, 1.5)) * 2.0, 0, 1) * (
+                rng.uniform(0.2, 0.7) * lawn
+            )
+            img += (look.colors["grass_worn"].astype(np.float32) - img) * wear[..., None]
+            lush = np.clip((self.mid - 1.0) * 1.5, 0, 1) * (0.25 * lawn)
+            img *= (1 - lush)[..., None]
         else:  # snow: trodden and thin in places
-            thin = np.clip((self.coarse2[lawn] - 0.8) * 1.5, 0, 1) * 0.35
-            img[lawn] *= (1 - thin)[:, None]
+            thin = np.clip((self.coarse2 - 0.8) * 1.5, 0, 1) * (0.35 * lawn)
+            img *= (1 - thin)[..., None]
         self._road_wear(img, mat)
         # markings fade: blend back towards the asphalt
         mk = mat == MARKING
@@ -160,7 +161,7 @@ class OrthoRenderer:
     def _road_wear(self, img, mat) -> None:
         """Asphalt repairs, manholes, wheel tracks and curbs, only where there is asphalt."""
         rng, lay = self.rng, self.layout
-        layer = np.ones((self.n, self.n, 3), np.float32)
+        layer = np.ones((self.n, self.n), np.float32)
         for r in lay.roads:
             p, q = lay.nodes[r.a], lay.nodes[r.b]
             d = q - p
@@ -193,7 +194,7 @@ class OrthoRenderer:
                 for a, b in itertools.pairwise(pts):
                     self._line(layer, a, b, 0.1, (0.6,) * 3)
         asphalt = (mat == ASPHALT) | (mat == MARKING)
-        img[asphalt] *= layer[asphalt]
+        img *= np.where(asphalt, layer, 1.0)[..., None]
         # curbs: a light line along the road edge where there are sidewalks
         if self.style.sidewalk_m > 0:
             curb = np.zeros((self.n, self.n), np.float32)
@@ -314,7 +315,7 @@ class OrthoRenderer:
             [],
             color,
             "canopy",
-            alpha=rng.uniform(0.45, 0.7) if bare else 1.0,
+            alpha=rng.uniform(0.6, 0.85) if bare else 1.0,
             shade=(c, t.radius, 0.3),
             circles=blobs,
         )

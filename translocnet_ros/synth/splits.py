@@ -10,6 +10,9 @@ from translocnet_ros.synth.styles import STYLES
 from translocnet_ros.synth.town import TownSpec
 
 STYLE_ORDER = ("suburban", "downtown", "industrial", "rural")
+# Share of towns whose colours are drawn from anywhere (not from plausible ranges): training only, so the
+# aerial encoder cannot key on palettes; val/test/demo towns keep plausible (still randomized) colours.
+WILD_APPEARANCE = {"train": 0.3}
 SPLITS = {
     # name: (first seed, number of towns, size_m, frames per drive, drives per town)
     "train": (10_000, 32, 500.0, 150, 2),
@@ -30,7 +33,14 @@ def split_towns(split: str, limit: int | None = None) -> list[tuple[str, TownSpe
         out.append(
             (
                 f"{split}_{style}_{seed}",
-                TownSpec(seed=seed, style=style, size_m=size, n_frames=frames, n_drives=drives),
+                TownSpec(
+                    seed=seed,
+                    style=style,
+                    size_m=size,
+                    n_frames=frames,
+                    n_drives=drives,
+                    wild_appearance=WILD_APPEARANCE.get(split, 0.0),
+                ),
             )
         )
     return out
