@@ -15,6 +15,7 @@ import numpy as np
 from translocnet_ros.synth.styles import (
     ASPHALT,
     DIRT,
+    GRASS,
     GRAVEL,
     GROUND_MATERIAL,
     MARKING,
@@ -214,6 +215,7 @@ def bend_roads(nodes: np.ndarray, roads: list[Road], prob: float, rng, pieces: i
 def paint_ground(style: TownStyle, size_m: float, nodes, roads, rng, bends=frozenset()) -> np.ndarray:
     n = int(round(size_m / GROUND_RES))
     g = np.full((n, n), GROUND_MATERIAL[style.ground], np.uint8)
+    marked_from = rng.uniform(6.5, 12.0)  # residential streets often carry no lane markings
     if style.sidewalk_m > 0:
         for r in roads:
             _line(g, nodes[r.a], nodes[r.b], r.width + 2 * style.sidewalk_m, SIDEWALK)
@@ -223,7 +225,7 @@ def paint_ground(style: TownStyle, size_m: float, nodes, roads, rng, bends=froze
         p, q = nodes[r.a], nodes[r.b]
         d = q - p
         length = float(np.linalg.norm(d))
-        if length < 1 or r.width < 6.5:
+        if length < 1 or r.width < marked_from:
             continue
         u, nrm = d / length, np.array([-d[1], d[0]]) / length
         # dashed centre line, kept clear of the intersections (not of the bends of a curved street)
@@ -257,16 +259,16 @@ def _grid_poly(corners: np.ndarray, n: int, coarse: float) -> np.ndarray:
     return np.round(np.stack([corners[:, 0], n - corners[:, 1]], -1) / coarse).astype(np.int32)
 
 
-def _building_plan(style: TownStyle, x, y, yaw, rng):
+def _building_plan(style: TownStyle, x, y, yaw, rng, scale: float = 1.0):
     """What to try at (x, y): a list of (corners, height, pitched, ridge_along_long, kind) plus the outer
     rectangle that must be free. Houses, long apartment slabs or halls."""
     u = rng.random()
-    if u < style.slab_prob:
+    if u < style.slab_prob and scale == 1.0:
         length, width = rng.uniform(45, 110), rng.uniform(10, 15)
         corners = rect_corners(x, y, yaw, length, width)
         h = float(np.exp(rng.uniform(np.log(9), np.log(30))))
         return [(corners, h, bool(rng.random() < 0.25), True, "slab")], corners
-    length, width = sorted(rng.uniform(*style.building_size_m, size=2), reverse=True)
+    length, width = sorted(rng.uniform(*style.building_size_m, size=2) * scale, reverse=True)
     corners = rect_corners(x, y, yaw, length, width)
     h = float(np.exp(rng.uniform(*np.log(style.building_height_m))))
     kind = "hall" if length > 28 else "house"
@@ -288,7 +290,8 @@ def place_buildings(layout: Layout, style: TownStyle, rng) -> np.ndarray:
     if style.courtyard_prob > 0:
         courtyard_blocks(layout, road, occupied, style, rng)
     attempts = int(style.building_fill * layout.size_m**2 / 100)
-    for _ in range(attempts):
+    for attempt in range(int(attempts * 1.5)):
+        scale = 1.0 if attempt < attempts else 0.5  # then infill: smaller buildings in the gaps
         x, y = rng.uniform(0, layout.size_m, size=2)
         d = seg_b - seg_a
         t = np.clip(np.einsum("ij,ij->i", [x, y] - seg_a, d) / np.maximum((d**2).sum(1), 1e-9), 0, 1)
@@ -296,7 +299,7 @@ def place_buildings(layout: Layout, style: TownStyle, rng) -> np.ndarray:
         yaw = float(np.arctan2(d[k, 1], d[k, 0]))
         if rng.random() < 0.5:
             yaw += np.pi / 2
-        plans, outer = _building_plan(style, x, y, yaw, rng)
+        plans, outer = _building_plan(style, x, y, yaw, rng, scale)
         setback = rng.uniform(*style.setback_m)
         test = np.zeros_like(occupied)
         cv2.fillPoly(test, [_grid_poly(outer, n, coarse)], 1)
@@ -642,4 +645,30 @@ def generate_layout(style: TownStyle, size_m: float, rng: np.random.Generator) -
     occupied = place_buildings(layout, style, rng)
     place_street_furniture(layout, style, occupied, rng)
     add_paths(layout, style, rng, occupied)
+    if style.ground != "grass":
+        add_green(layout, style, rng, occupied)
     return layout
+
+
+def add_green(layout: Layout, style: TownStyle, rng, occupied: np.ndarray) -> None:
+    """Lawns and planted strips in paved towns (courtyards, squares, verges), with trees and bushes on them."""
+    base = GROUND_MATERIAL[style.ground]
+    n = occupied.shape[0]
+    for _ in range(rng.poisson(rng.uniform(60, 160) * (layout.size_m / 1000) ** 2)):
+        c = rng.uniform(0, layout.size_m, 2)
+        r = rect_corners(*c, rng.uniform(0, np.pi), rng.uniform(8, 50), rng.uniform(6, 35))
+        mask = np.zeros_like(layout.ground)
+        _poly(mask, r, 1)
+        sel = (mask > 0) & (layout.ground == base)
+        layout.ground[sel] = GRASS
+        for _ in range(int(rng.poisson(sel.sum() * GROUND_RES**2 / 150))):
+            x, y = c + rng.normal(0, 6, 2)
+            col, row = int(x), int(n - y)
+            if 0 <= row < n and 0 <= col < n and not occupied[row, col]:
+                rad = rng.uniform(1.5, 4.5)
+                layout.trees.append(Tree(x, y, rad, 1.7 * rad + rng.uniform(1.0, 6.0)))
+        for _ in range(int(rng.poisson(sel.sum() * GROUND_RES**2 / 60))):
+            x, y = c + rng.normal(0, 8, 2)
+            col, row = int(x), int(n - y)
+            if 0 <= row < n and 0 <= col < n and not occupied[row, col]:
+                layout.bushes.append(Tree(x, y, rng.uniform(0.5, 1.5), rng.uniform(0.7, 2.0)))
