@@ -127,3 +127,24 @@ def test_ncc_fallback_is_a_degraded_mode(scene, ros_context, tmp_path):
         assert status.level[0] == WARN and "NCC baseline" in status.message
     finally:
         n.destroy_node()
+
+
+def test_wrong_size_tiles_are_counted_and_make_diagnostics_warn(node):
+    import cv2
+
+    from translocnet_ros.imagery.xyz import XyzTileSource
+    from translocnet_ros.ros.localizer_node import WARN
+
+    tiles = XyzTileSource("http://127.0.0.1:9/{z}/{x}/{y}.png", "EPSG:3857")
+    try:
+        ok, png = cv2.imencode(".png", np.full((128, 128, 3), 90, np.uint8))  # a 256 px source serving 128
+        assert ok and tiles._decode(png.tobytes()).rgb.shape == (256, 256, 3)
+        assert tiles.resized_tiles == 1
+        node.imagery = tiles
+        sent = []
+        node.diag_pub.publish = sent.append
+        node._publish_diagnostics()
+        status = sent[0].status[0]
+        assert status.level[0] == WARN and "1 imagery tiles had the wrong size" in status.message
+    finally:
+        tiles.close()

@@ -220,3 +220,53 @@ def test_frames_that_already_have_a_parent_get_no_second_one():
     assert res.node_alive and res.poses, res.node_log[-2000:]
     assert not [t for t in res.transforms if t[1] == "map"], "map -> * published without odometry"
     assert any(lvl == 1 and "no odom -> base_link transform" in m for lvl, m, _ in res.diagnostics)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_shutdown_during_a_scan_is_clean(small_town, signal_name):
+    """Stopped while the worker localizes: exit code 0, no publish on an invalid context, no traceback."""
+    require_ros()
+    import signal
+
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import PointCloud2
+
+    from translocnet_ros.ros import demo
+
+    src = GeoTiffSource(small_town / "ortho.tif")
+    drive = KittiDrive(small_town / "drive_00")
+    gt = drive.ground_truth(MapFrame.from_any(src.crs)).poses[0]
+    scan = drive.scan_base(0)
+
+    def busy(node, res):
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        pub = node.create_publisher(PointCloud2, "/kitti/velo/pointcloud", reliable)
+        _until(
+            node,
+            res,
+            lambda d: int(d[2]["scans localized"]) > 0,
+            30.0,
+            lambda: pub.publish(cloud(scan, node.get_clock().now().to_msg())),
+        )
+        for _ in range(3):  # keep the worker busy right up to the signal
+            pub.publish(cloud(scan, node.get_clock().now().to_msg()))
+            rclpy.spin_once(node, timeout_sec=0.1)
+
+    real_terminate = demo.subprocess.Popen.terminate
+    try:  # the harness stops the node with this signal instead of SIGTERM
+        demo.subprocess.Popen.terminate = lambda proc: proc.send_signal(getattr(signal, signal_name))
+        res = demo.run_live(
+            None,
+            str(small_town / "ortho.tif"),
+            "ncc",
+            params={"odom_frame": "", "points_reliable": True, "initial_pose": f"[{gt.x}, {gt.y}, {gt.yaw}]"},
+            publish=busy,
+            timeout_s=90,
+            settle_s=0.0,
+        )
+    finally:
+        demo.subprocess.Popen.terminate = real_terminate
+    assert res.node_returncode == 0, res.node_log[-3000:]
+    for bad in ("Traceback", "context is invalid", "Failed to publish"):
+        assert bad not in res.node_log, res.node_log[-3000:]

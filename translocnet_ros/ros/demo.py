@@ -32,6 +32,7 @@ class LiveResult:
     diagnostics: list[tuple[int, str, dict]] = field(default_factory=list)
     node_log: str = ""
     node_alive: bool = False
+    node_returncode: int | None = None  # after the harness stopped it with SIGTERM
 
 
 def _python_cmd(module: str) -> list[str]:
@@ -151,6 +152,7 @@ def run_live(
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+        res.node_returncode = node_proc.returncode
         res.node_log = node_proc.stdout.read() if node_proc.stdout else ""
         node.destroy_node()
         rclpy.try_shutdown()
