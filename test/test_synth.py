@@ -222,3 +222,17 @@ def test_sensor_variety_and_blind_sectors():
     assert not ((az > 71) & (az < 109)).any() and ((az > 50) & (az < 68)).any()
     assert np.linalg.norm(pts[:, :3], axis=1).max() <= 30.2
     assert set(np.round(pts[:, 3] * 10, 4)) <= set(np.arange(11.0))  # quantized to 10 levels
+
+
+def test_hipped_roof_is_the_same_in_mesh_and_image():
+    """A hipped roof's ridge is shorter in the LiDAR mesh, as the orthophoto draws it."""
+    lay = one_building_layout(8.0)
+    b = lay.buildings[0]
+    b.pitched, b.ridge_along_long_side = True, True
+    mesh, _ = scene_mesh(lay, 0.0)
+    top = mesh.vertices[mesh.vertices[:, 2] > mesh.vertices[:, 2].max() - 1e-6]
+    assert np.ptp(top[:, 0]) == pytest.approx(30.0) and np.ptp(top[:, 1]) == pytest.approx(0.0)  # gable ridge
+    b.hip = True
+    mesh, _ = scene_mesh(lay, 0.0)
+    top = mesh.vertices[mesh.vertices[:, 2] > mesh.vertices[:, 2].max() - 1e-6]
+    assert np.ptp(top[:, 0]) == pytest.approx(15.0) and top[:, 0].mean() == pytest.approx(50.0)

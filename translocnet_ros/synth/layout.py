@@ -42,6 +42,7 @@ class Building:
     ridge_along_long_side: bool
     color: tuple[int, int, int]
     kind: str = "house"  # house / slab / block (a wing of a courtyard block) / hall
+    hip: bool = False  # pitched roof hipped at both ends instead of gabled
 
 
 @dataclass
@@ -645,6 +646,8 @@ def generate_layout(style: TownStyle, size_m: float, rng: np.random.Generator) -
     occupied = place_buildings(layout, style, rng)
     place_street_furniture(layout, style, occupied, rng)
     add_paths(layout, style, rng, occupied)
+    for b in layout.buildings:
+        b.hip = bool(b.pitched and b.kind != "block" and rng.random() < 0.3)
     if style.ground != "grass":
         add_green(layout, style, rng, occupied)
     return layout

@@ -99,6 +99,9 @@ def building_mesh(mb: MeshBuilder, b, layout: Layout) -> None:
             [upper, [np.append((c[0] + c[1]) / 2, top), np.append((c[2] + c[3]) / 2, top)]]
         )
         faces = [[1, 2, 5], [1, 5, 4], [3, 0, 4], [3, 4, 5], [0, 1, 4], [2, 3, 5]]
+    if b.hip:  # the ridge ends move inwards: the end faces slope like the long ones
+        r0, r1 = roof_v[4].copy(), roof_v[5].copy()
+        roof_v[4], roof_v[5] = 0.75 * r0 + 0.25 * r1, 0.25 * r0 + 0.75 * r1
     mb.add(roof_v, np.array(faces), ROOF)
 
 

@@ -439,7 +439,7 @@ class OrthoRenderer:
             m1, m2 = (c[0] + c[1]) / 2, (c[2] + c[3]) / 2
             halves = [(c[1], c[2], m2, m1), (c[3], c[0], m1, m2)]
             ends = [(c[0], c[1], m1), (c[2], c[3], m2)]
-        hip = rng.random() < 0.3
+        hip = b.hip
         ridge = np.array([m1, m2])
         if hip:  # hipped roof: the ridge is shorter, the ends slope too
             ridge = ridge * 0.75 + ridge[::-1] * 0.25
