@@ -17,6 +17,9 @@ class ModelConfig:
     attn_heads: int = 4
     ground_block_m: float = 4.0
     max_height_m: float = 8.0
+    # aerial input normalization: "fixed" (training-set RGB statistics) or "patch" (each patch standardized
+    # per channel, so brightness, contrast and colour cast of another camera or season cancel out)
+    aerial_norm: str = "fixed"
 
     @property
     def out_m_per_px(self) -> float:

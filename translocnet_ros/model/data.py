@@ -39,6 +39,10 @@ class SampleConfig:
     sector_dropout_prob: float = 0.0
     sector_dropout_deg: tuple[float, float] = (30.0, 120.0)
     blur_prob: float = 0.0  # imagery from another camera: softer, noisier
+    # imagery unlike any palette of the generator: channels swapped and re-graded, grey, equalized (0 = off)
+    palette_prob: float = 0.0
+    # another LiDAR's reflectance: none at all (constant) or rescaled with an offset (0 = off)
+    intensity_drop_prob: float = 0.0
     augment: bool = True
 
 
@@ -95,6 +99,8 @@ class TownFrames(Dataset):
         img = patch.image
         if s.augment:
             img = jitter_colors(img, rng, s.color_jitter)
+            if s.palette_prob and rng.random() < s.palette_prob:
+                img = repaint(img, rng)
             if s.blur_prob and rng.random() < s.blur_prob:
                 img = degrade(img, rng)
         bev, observed = rasterize_bev(
@@ -123,6 +129,8 @@ def augment_scan(pts: np.ndarray, rng: np.random.Generator, s: SampleConfig) -> 
         rel = np.mod(np.arctan2(pts[:, 1], pts[:, 0]) - rng.uniform(-np.pi, np.pi), 2 * np.pi)
         keep &= rel > width
     pts = pts[keep]
+    if s.intensity_drop_prob and rng.random() < s.intensity_drop_prob:
+        pts[:, 3] = rng.uniform(0.0, 0.5) if rng.random() < 0.5 else pts[:, 3] * rng.uniform(0.3, 2.0)
     pts[:, 3] = np.clip(
         pts[:, 3] * rng.uniform(1 - s.intensity_jitter, 1 + s.intensity_jitter)
         + rng.normal(0, 0.02, len(pts)),
@@ -137,6 +145,20 @@ def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5)).astype(np.float32)
     out += rng.normal(0, rng.uniform(2, 8), out.shape)
     return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def repaint(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A palette the generator never had, keeping shapes and edges: channels permuted, each with its own gamma
+    and gain; sometimes grey, sometimes locally equalized (CLAHE), as different orthophoto products look."""
+    out = img[..., rng.permutation(3)].astype(np.float32) / 255.0
+    out = out ** rng.uniform(0.6, 1.6, 3) * rng.uniform(0.7, 1.3, 3)
+    out = np.clip(out * 255.0, 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        out = np.repeat(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    if rng.random() < 0.3:
+        clahe = cv2.createCLAHE(clipLimit=float(rng.uniform(1.5, 4.0)), tileGridSize=(8, 8))
+        out = np.stack([clahe.apply(np.ascontiguousarray(out[..., c])) for c in range(3)], axis=-1)
+    return np.ascontiguousarray(out)
 
 
 def jitter_colors(img: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:

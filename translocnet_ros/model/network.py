@@ -171,6 +171,7 @@ class TransLocNet(nn.Module):
         self.ground_block_m = cfg.ground_block_m
         self.max_height_m = cfg.max_height_m
         self.use_attention = cross_attention
+        self.patch_norm = cfg.aerial_norm == "patch"
         self.bev_encoder = Encoder(cfg.bev_channels, cfg.width, cfg.attn_dim, cfg.match_dim)
         self.aerial_encoder = Encoder(3, cfg.width, cfg.attn_dim, cfg.match_dim)
         self.cross = BidirectionalCrossAttention(cfg.attn_dim, cfg.attn_heads)
@@ -180,7 +181,12 @@ class TransLocNet(nn.Module):
 
     def features(self, bev: torch.Tensor, aerial_rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Matching features: bev (B, 8, S, S), aerial_rgb (B, 3, A, A) uint8 -> L2-normalized maps."""
-        aerial = (aerial_rgb.float() / 255.0 - self.rgb_mean) / self.rgb_std
+        aerial = aerial_rgb.float() / 255.0
+        if self.patch_norm:
+            mean = aerial.mean(dim=[2, 3], keepdim=True)
+            aerial = (aerial - mean) / (aerial - mean).pow(2).mean(dim=[2, 3], keepdim=True).add(1e-4).sqrt()
+        else:
+            aerial = (aerial - self.rgb_mean) / self.rgb_std
         fb = self.bev_encoder.down_path(bev)
         fa = self.aerial_encoder.down_path(aerial)
         if self.use_attention:

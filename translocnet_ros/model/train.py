@@ -56,7 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--infonce-weight", type=float, default=0.3, help="0 disables the contrastive head (ablation)"
     )
     p.add_argument(
-        "--init", type=Path, default=None, help="start from this checkpoint's weights (curriculum stages)"
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this checkpoint's or exported model's weights (curriculum stages, fine-tuning)",
     )
     p.add_argument("--no-attention", action="store_true", help="ablation: no cross-attention")
     p.add_argument(
@@ -64,6 +67,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also crop the scan's range, blind a sector and blur the imagery (sensors and cameras unlike "
         "the generator's)",
+    )
+    p.add_argument(
+        "--real-aug",
+        action="store_true",
+        help="--robust-aug plus palettes the generator never had (channel swaps, gamma, grey, CLAHE) and "
+        "another LiDAR's reflectance, so features key on shape and layout (real orthophotos)",
+    )
+    p.add_argument(
+        "--aerial-norm",
+        choices=["fixed", "patch"],
+        default="fixed",
+        help="aerial input normalization: training-set statistics, or each patch standardized",
     )
     p.add_argument(
         "--window-m", type=float, default=SampleConfig.window_m, help="training search window (+-)"
@@ -177,10 +192,12 @@ def plot_curves(log_path: Path, out: Path) -> None:
 def run(args) -> int:
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
-    mcfg = ModelConfig()
+    mcfg = ModelConfig(aerial_norm=args.aerial_norm)
     scfg = replace(SampleConfig(), window_m=args.window_m)
-    if args.robust_aug:
+    if args.robust_aug or args.real_aug:
         scfg = replace(scfg, range_crop_prob=0.4, sector_dropout_prob=0.3, blur_prob=0.3)
+    if args.real_aug:
+        scfg = replace(scfg, palette_prob=0.7, intensity_drop_prob=0.5, color_jitter=0.25)
     train_towns = [(args.data / n, s) for n, s in split_towns("train", args.train_towns)]
     val_towns = [(args.data / n, s) for n, s in split_towns("val", args.val_towns)]
     build(train_towns + val_towns, force=False)
@@ -204,7 +221,11 @@ def run(args) -> int:
         print(f"[train] resumed from {last} at step {step}")
     else:
         if args.init is not None:  # weights only: a new stage gets its own optimizer and schedule
-            net.load_state_dict(torch.load(args.init, map_location=device, weights_only=False)["model"])
+            init = torch.load(args.init, map_location=device, weights_only=False)
+            # a checkpoint, or an exported TorchScript model (fine-tuning the committed one)
+            net.load_state_dict(
+                init.state_dict() if isinstance(init, torch.jit.ScriptModule) else init["model"]
+            )
             print(f"[train] initialized from {args.init}")
         with open(log_path, "w", newline="") as f:
             csv.DictWriter(f, LOG_FIELDS).writeheader()

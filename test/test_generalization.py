@@ -1,0 +1,68 @@
+"""Training-side measures for real imagery: palettes the generator never had, another LiDAR's reflectance,
+and an aerial input normalization that cancels a camera's brightness and colour cast."""
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import torch
+
+from translocnet_ros.model.config import ModelConfig
+from translocnet_ros.model.data import SampleConfig, augment_scan, repaint
+from translocnet_ros.model.network import TransLocNet
+
+CFG = ModelConfig(width=8, match_dim=8, attn_dim=16, attn_heads=2)
+
+
+def _blocks(seed: int = 0) -> np.ndarray:
+    """An aerial-like image: coloured rectangles (roofs, lawns) on a grey road."""
+    rng = np.random.default_rng(seed)
+    img = np.full((96, 96, 3), 110, np.uint8)
+    for _ in range(12):
+        r, c = rng.integers(0, 80, 2)
+        img[r : r + rng.integers(6, 16), c : c + rng.integers(6, 16)] = rng.integers(30, 230, 3)
+    return img
+
+
+def test_repaint_changes_the_palette_but_keeps_the_edges():
+    img = _blocks()
+    edges = cv2.Canny(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), 20, 60) > 0
+    changed = 0
+    for seed in range(8):
+        out = repaint(img, np.random.default_rng(seed))
+        assert out.shape == img.shape and out.dtype == np.uint8
+        changed += np.abs(out.astype(int) - img).mean() > 10
+        out_edges = cv2.Canny(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), 5, 15) > 0
+        near = cv2.dilate(out_edges.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        assert near[edges].mean() > 0.6  # shapes survive the new palette
+    assert changed >= 6
+    np.testing.assert_array_equal(
+        repaint(img, np.random.default_rng(3)), repaint(img, np.random.default_rng(3))
+    )
+
+
+def test_intensity_drop_replaces_the_sensor_response():
+    pts = np.column_stack([np.random.default_rng(0).uniform(-20, 20, (5000, 3)), np.linspace(0, 1, 5000)])
+    s = replace(SampleConfig(), point_dropout=(0.0, 0.0), intensity_drop_prob=1.0)
+    outs = [augment_scan(pts.astype(np.float32).copy(), np.random.default_rng(k), s)[:, 3] for k in range(6)]
+    # either flat (no reflectance at all) or a rescaled response: never the original one
+    assert all(np.abs(o - pts[:, 3]).mean() > 0.02 for o in outs)
+    assert any(o.std() < 0.05 for o in outs) and any(o.std() > 0.1 for o in outs)
+    off = augment_scan(
+        pts.astype(np.float32).copy(), np.random.default_rng(0), replace(s, intensity_drop_prob=0)
+    )
+    assert np.corrcoef(off[:, 3], pts[:, 3])[0, 1] > 0.95
+
+
+def test_patch_normalization_cancels_brightness_and_contrast():
+    torch.manual_seed(0)
+    img = torch.from_numpy(_blocks(1).transpose(2, 0, 1).copy())[None]
+    darker = (img.float() * 0.6 + 20).round().to(torch.uint8)
+    bev = torch.zeros(1, 8, CFG.bev_px, CFG.bev_px)
+
+    def gap(cfg):
+        net = TransLocNet(cfg).eval()
+        with torch.no_grad():
+            return (net.features(bev, img)[1] - net.features(bev, darker)[1]).abs().mean().item()
+
+    assert gap(replace(CFG, aerial_norm="patch")) < 0.2 * gap(CFG)
