@@ -236,3 +236,19 @@ def test_hipped_roof_is_the_same_in_mesh_and_image():
     mesh, _ = scene_mesh(lay, 0.0)
     top = mesh.vertices[mesh.vertices[:, 2] > mesh.vertices[:, 2].max() - 1e-6]
     assert np.ptp(top[:, 0]) == pytest.approx(15.0) and top[:, 0].mean() == pytest.approx(50.0)
+
+
+def test_foliage_returns_come_from_inside_the_crown():
+    lay = Layout(size_m=100.0, nodes=np.zeros((0, 2)), roads=[], ground=np.full((500, 500), GRASS, np.uint8))
+    mb = MeshBuilder()
+    add_box(mb, Box2(65.5, 50.0, 0.0, 1.0, 30.0, 6.0), 0.0, HEDGE)  # a hedge face at x = 65 m
+    mesh, mats = mb.build()
+    pose = np.eye(4)
+    pose[:3, 3] = [50.0, 50.0, 1.73]
+    hard = LidarSimulator(mesh, mats, lay, LidarModel(dropout=0.0)).scan(pose, [], np.random.default_rng(0))
+    soft = LidarSimulator(mesh, mats, lay, LidarModel(dropout=0.0, canopy_depth_m=0.8))
+    soft = soft.scan(pose, [], np.random.default_rng(0))
+    face = np.abs(hard[:, 1]) < 2
+    assert np.median(hard[face, 0]) == pytest.approx(15.0, abs=0.05)
+    depth = soft[np.abs(soft[:, 1]) < 2, 0] - 15.0
+    assert np.median(depth) == pytest.approx(0.8 * np.log(2), abs=0.15)  # exponential depths, mean 0.8 m

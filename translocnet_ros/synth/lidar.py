@@ -10,7 +10,7 @@ from trimesh.ray.ray_pyembree import RayMeshIntersector
 
 from translocnet_ros.synth.layout import Box2, Layout
 from translocnet_ros.synth.meshing import MeshBuilder, add_car
-from translocnet_ros.synth.styles import CAR, REFLECTANCE
+from translocnet_ros.synth.styles import CANOPY, CAR, HEDGE, REFLECTANCE
 
 _REFL_LUT = np.zeros(256, np.float32)
 for _m, _r in REFLECTANCE.items():
@@ -36,6 +36,7 @@ class LidarModel:
     range_falloff: float = 0.0  # uncompensated intensity ~ (10 m / r) ** falloff
     color_tie: float = 0.0  # weight of the surface's visible brightness in the reflectance
     material_gain: dict = field(default_factory=dict)  # material id -> reflectance multiplier
+    canopy_depth_m: float = 0.0  # mean depth rays reach into foliage before returning (porous crowns)
 
     def elevations_deg(self) -> np.ndarray:
         half = self.n_beams // 2
@@ -72,6 +73,7 @@ def sample_sensor(rng: np.random.Generator) -> LidarModel:
         range_falloff=float(rng.uniform(0.2, 1.0)) if rng.random() < 0.25 else 0.0,
         color_tie=float(rng.uniform(0.0, 0.35)),
         material_gain={m: float(np.exp(rng.normal(0, 0.3))) for m in range(256) if _REFL_LUT[m] > 0},
+        canopy_depth_m=float(rng.uniform(0.2, 1.5)),
     )
 
 
@@ -135,6 +137,9 @@ class LidarSimulator:
         refl = self._lut[mat_hit] * (0.45 + 0.55 * cos[hit]) + rng.normal(0, 0.03, hit.sum())
         refl[mat_hit == CAR] += (rng.random((mat_hit == CAR).sum()) < 0.03) * 0.6  # plates, lights
         r = dist[hit] + rng.normal(0, m.range_noise_m, hit.sum())
+        if m.canopy_depth_m > 0:  # foliage is porous: returns come from inside the crown, not its hull
+            veg = np.flatnonzero((mat_hit == CANOPY) | (mat_hit == HEDGE))
+            r[veg] += rng.exponential(m.canopy_depth_m, len(veg))
         p_drop = m.dropout + 0.25 * (r / m.max_range_m) ** 2 * (refl < 0.12)
         idx = np.flatnonzero(rng.random(hit.sum()) >= p_drop)
         local = self._dirs[hit][idx] * r[idx, None]
