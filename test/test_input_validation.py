@@ -148,3 +148,18 @@ def test_wrong_size_tiles_are_counted_and_make_diagnostics_warn(node):
         assert status.level[0] == WARN and "1 imagery tiles had the wrong size" in status.message
     finally:
         tiles.close()
+
+
+def test_likelihood_image_from_nan_is_black_and_warning_free():
+    import warnings
+
+    from builtin_interfaces.msg import Time
+
+    from translocnet_ros.ros.convert import likelihood_image
+
+    lik = np.full((4, 5), np.nan)
+    lik[1, 2] = 3.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        img = likelihood_image(lik, "map", Time())
+    assert list(img.data) == [255 if k == 7 else 0 for k in range(20)]
