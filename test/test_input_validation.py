@@ -163,3 +163,15 @@ def test_likelihood_image_from_nan_is_black_and_warning_free():
         warnings.simplefilter("error")
         img = likelihood_image(lik, "map", Time())
     assert list(img.data) == [255 if k == 7 else 0 for k in range(20)]
+
+
+def test_subsampling_is_a_degraded_mode_while_it_lasts(node, scene):
+    from rclpy.parameter import Parameter
+
+    scan = scene[1]
+    assert node.set_parameters([Parameter("max_points", value=20_000)])[0].successful
+    node._process(cloud(scan, node.get_clock().now().to_msg()))
+    assert f"clouds of {len(scan)} points subsampled to max_points 20000" in node.notes["subsampled"]
+    assert node.set_parameters([Parameter("max_points", value=1_000_000)])[0].successful
+    node._process(cloud(scan, node.get_clock().now().to_msg()))
+    assert "subsampled" not in node.notes

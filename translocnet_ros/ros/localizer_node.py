@@ -284,10 +284,12 @@ class LocalizerNode(Node):
             cloud = cloud_to_xyzi(msg, p["max_points"], p["max_range_m"])
         except CloudFormatError as exc:
             return f"bad PointCloud2: {exc}"
-        if cloud.total_points > p["max_points"]:
+        if cloud.total_points > p["max_points"]:  # degraded while it lasts
             self.notes["subsampled"] = (
                 f"degraded: clouds of {cloud.total_points} points subsampled to max_points {p['max_points']}"
             )
+        else:
+            self.notes.pop("subsampled", None)
         if len(cloud.points) < p["min_points"]:
             return f"scan has {len(cloud.points)} finite points (< min_points {p['min_points']})"
         sensor = msg.header.frame_id or p["base_frame"]
