@@ -157,11 +157,11 @@ def test_localizer_runs_and_refuses_bad_input(exported, small_town):
     drive = KittiDrive(small_town / "drive_00")
     src = GeoTiffSource(small_town / "ortho.tif")
     gt = drive.ground_truth(MapFrame.from_any(src.crs)).poses[0]
-    est = loc.localize(
-        drive.scan_base(0), src, gt.offset(3.0, -2.0, 0.05), SearchWindow(20.0, np.radians(10))
-    )
+    prior = gt.offset(3.0, -2.0, 0.05)
+    est = loc.localize(drive.scan_base(0), src, prior, SearchWindow(20.0, np.radians(10)))
     assert est.covariance.shape == (3, 3) and np.all(np.linalg.eigvalsh(est.covariance) > 0)
-    assert abs(est.pose.x - gt.x) <= 21 and 0 <= est.confidence <= 1
+    # an untrained model: the estimate lies anywhere in the window (+ half a cell of refinement)
+    assert max(abs(est.pose.x - prior.x), abs(est.pose.y - prior.y)) <= 20.5 and 0 <= est.confidence <= 1
     with pytest.raises(LocalizationError, match="points"):
         loc.localize(drive.scan_base(0)[:10], src, gt, SearchWindow())
     with pytest.raises(LocalizationError, match="outside the imagery"):

@@ -19,9 +19,8 @@ from translocnet_ros.localization.types import (
     ScoreVolume,
     SearchWindow,
 )
+from translocnet_ros.model.compat import FORMAT
 from translocnet_ros.model.config import ModelConfig
-
-FORMAT = "translocnet-torchscript-1"
 
 
 def default_model_path() -> Path:
@@ -58,7 +57,9 @@ def load_model(path: str | Path, device: torch.device):
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"{meta_path}: unreadable metadata ({exc})") from exc
     if meta.get("format") != FORMAT:
-        raise ModelLoadError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        raise ModelLoadError(
+            f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r} (re-export it: translocnet export)"
+        )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != meta.get("sha256"):
         raise ModelLoadError(f"{path}: sha256 {digest[:12]}... does not match its metadata")
@@ -143,6 +144,6 @@ class TransLocNetLocalizer:
         mb, ma, observed = self.module.encode(points, aerial)
         offsets = self.yaw_offsets(window)
         yaws = torch.from_numpy((prior.yaw + offsets).astype(np.float32)).to(dev)
-        logits = torch.cat([self.module.score(mb, ma, observed, y) for y in yaws.split(self.yaw_chunk)])
+        logits = self.module.score(mb, ma, observed, yaws, self.yaw_chunk)
         volume = logits.cpu().numpy().astype(np.float64)
         return ScoreVolume(volume, prior, offsets, cfg.out_m_per_px, (volume.shape[-1] - 1) / 2)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+# 2: score(mb, ma, observed, yaws, chunk) walks the yaw chunks itself, reusing the aerial spectrum
+FORMAT = "translocnet-torchscript-2"
 OLDEST_TORCH = "2.4.1"
 MAX_FORMAT_VERSION = 10  # what torch.jit.save writes for this model on 2.4-2.13; 2.4 reads up to 10
 METHODS = ("forward", "encode", "score")
@@ -86,6 +88,7 @@ ALLOWED_OPS = frozenset(
         "aten::size",
         "aten::slice",
         "aten::softmax",
+        "aten::split",
         "aten::sqrt",
         "aten::stack",
         "aten::sub",

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import torch
 
-from translocnet_ros.model.compat import OLDEST_TORCH, format_version, portability_problems
+from translocnet_ros.model.compat import FORMAT, OLDEST_TORCH, format_version, portability_problems
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.network import TransLocNet
-
-FORMAT = "translocnet-torchscript-1"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

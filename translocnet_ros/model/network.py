@@ -147,19 +147,24 @@ def rotate(x: torch.Tensor, yaws: torch.Tensor) -> torch.Tensor:
     return torch.grid_sampler(x.expand(yaws.shape[0], -1, -1, -1), grid, 0, 0, False)
 
 
+def spectrum(x: torch.Tensor, n: int) -> torch.Tensor:
+    """2-D FFT of real maps (..., h, w) zero-padded to (n, n), half spectrum along the last axis."""
+    return torch.fft.rfft2(x, s=(n, n))
+
+
+def correlate_spectra(fa: torch.Tensor, templates: torch.Tensor, a: int) -> torch.Tensor:
+    """Valid cross-correlation of an aerial map of side a, given as its spectrum (C, a, a // 2 + 1), with
+    templates (K, C, S, S) -> (K, a - S + 1, a - S + 1). The channel sum is a broadcast multiply-add (an
+    einsum here becomes thousands of tiny complex matmuls on the CPU)."""
+    n_out = a - templates.shape[-1] + 1
+    prod = (fa.unsqueeze(0) * spectrum(templates, a).conj()).sum(dim=1)
+    return torch.fft.irfft2(prod, s=(a, a))[:, :n_out, :n_out]
+
+
 def correlate(aerial: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
     """Valid cross-correlation by FFT: aerial (C, A, A), templates (K, C, S, S) -> (K, A - S + 1, A - S + 1)."""
     a = aerial.shape[-1]
-    s = templates.shape[-1]
-    fa = torch.fft.rfft2(aerial, s=(a, a))
-    ft = torch.fft.rfft2(templates, s=(a, a))
-    corr = torch.fft.irfft2(
-        torch.einsum("cf,kcf->kf", fa.flatten(1), ft.conj().flatten(2)).view(
-            templates.shape[0], a, a // 2 + 1
-        ),
-        s=(a, a),
-    )
-    return corr[:, : a - s + 1, : a - s + 1]
+    return correlate_spectra(spectrum(aerial, a), templates, a)
 
 
 class TransLocNet(nn.Module):
@@ -209,15 +214,21 @@ class TransLocNet(nn.Module):
 
     @torch.jit.export
     def score(
-        self, mb: torch.Tensor, ma: torch.Tensor, observed: torch.Tensor, yaws: torch.Tensor
+        self, mb: torch.Tensor, ma: torch.Tensor, observed: torch.Tensor, yaws: torch.Tensor, chunk: int = 24
     ) -> torch.Tensor:
-        """Unnormalized log-likelihood (K, H, W) over absolute yaw hypotheses and positions in the window."""
-        templates = rotate(mb * observed, yaws)
-        count = rotate(observed, yaws).sum(dim=(1, 2, 3)).clamp(min=1.0)
-        return correlate(ma, templates) / count.view(-1, 1, 1) * self.log_scale.exp() * 10.0
+        """Unnormalized log-likelihood (K, H, W) over absolute yaw hypotheses and positions in the window.
+        Yaws are processed `chunk` at a time (bounded memory); the aerial spectrum is computed once."""
+        a = ma.shape[-1]
+        fa = spectrum(ma, a)
+        out: list[torch.Tensor] = []
+        for y in yaws.split(chunk):
+            count = rotate(observed, y).sum(dim=(1, 2, 3)).clamp(min=1.0)
+            corr = correlate_spectra(fa, rotate(mb * observed, y), a)
+            out.append(corr / count.view(-1, 1, 1) * self.log_scale.exp() * 10.0)
+        return torch.cat(out)
 
     def forward(self, points: torch.Tensor, aerial_rgb: torch.Tensor, yaws: torch.Tensor) -> torch.Tensor:
         """One scan (N, 4) base_link, aerial (3, A, A) uint8 north-up centred on the prior, absolute yaw
         hypotheses (K,) -> logits (K, A - S + 1, A - S + 1)."""
         mb, ma, observed = self.encode(points, aerial_rgb)
-        return self.score(mb, ma, observed, yaws)
+        return self.score(mb, ma, observed, yaws, 24)
