@@ -252,3 +252,37 @@ def test_foliage_returns_come_from_inside_the_crown():
     assert np.median(hard[face, 0]) == pytest.approx(15.0, abs=0.05)
     depth = soft[np.abs(soft[:, 1]) < 2, 0] - 15.0
     assert np.median(depth) == pytest.approx(0.8 * np.log(2), abs=0.15)  # exponential depths, mean 0.8 m
+
+
+def test_a_vehicle_beside_the_ego_car_hides_part_of_the_scan():
+    from translocnet_ros.synth.drive import Trajectory, companion_vehicle
+
+    n = 200
+    traj = Trajectory(
+        np.stack([np.linspace(10, 90, n), np.full(n, 50.0)], -1), np.zeros(n), np.arange(n) / 10
+    )
+    beside = companion_vehicle(traj, np.random.default_rng(0), prob=1.0)
+    present = [i for i, b in enumerate(beside) if b is not None]
+    assert 0.2 * n <= len(present) <= 0.6 * n and np.all(np.diff(present) == 1)  # one contiguous stretch
+    lat = np.array([beside[i].y - 50.0 for i in present])
+    assert np.all((np.abs(lat) >= 3.2) & (np.abs(lat) <= 4.0)) and np.ptp(lat) == 0
+    lay = Layout(size_m=100.0, nodes=np.zeros((0, 2)), roads=[], ground=np.full((500, 500), GRASS, np.uint8))
+    mb = MeshBuilder()
+    v, f = terrain_mesh(lay, step=5.0, margin=50.0)
+    mb.add(v, f, 255)
+    mesh, mats = mb.build()
+    sim = LidarSimulator(mesh, mats, lay, LidarModel(dropout=0.0, max_range_m=60.0))
+    i = present[0]
+    box = beside[i]
+    pose = np.eye(4)
+    pose[:3, 3] = [traj.xy[i, 0], 50.0, 1.73]
+    free = sim.scan(pose, [], np.random.default_rng(0))
+    hidden = sim.scan(pose, [box], np.random.default_rng(0))
+    toward = np.sign(lat[0])
+    dx = box.x - traj.xy[i, 0]
+
+    def behind(p):  # ground beyond the truck, in its direction
+        return ((np.abs(p[:, 0] - dx) < 2.0) & (np.sign(p[:, 1]) == toward) & (np.abs(p[:, 1]) > 6)).sum()
+
+    far_free, far_hidden = behind(free), behind(hidden)
+    assert far_free > 200 and far_hidden < 0.1 * far_free  # the ground behind the truck is not seen

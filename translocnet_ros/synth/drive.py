@@ -104,3 +104,25 @@ def moving_cars(layout: Layout, n_cars: int, n_frames: int, rng, hz: float = 10.
         dims = rng.uniform([4.0, 1.7, 1.4], [5.2, 2.0, 1.9])
         tracks.append((tr, dims))
     return [[Box2(*tr.xy[i], tr.yaw[i], *dims) for tr, dims in tracks] for i in range(n_frames)]
+
+
+def companion_vehicle(traj: Trajectory, rng, prob: float = 0.35) -> list[Box2 | None]:
+    """Per frame, a van, bus or truck driving beside the ego car for part of the drive (or None): it hides a
+    large sector of the scan right next to the vehicle, as real traffic does."""
+    n = len(traj.t)
+    out: list[Box2 | None] = [None] * n
+    if rng.random() >= prob or n < 2:
+        return out
+    span = int(rng.uniform(0.2, 0.6) * n)
+    start = int(rng.integers(0, max(n - span, 1)))
+    side = rng.choice([-1.0, 1.0])
+    lateral = side * rng.uniform(3.2, 4.0)
+    length, width, height = rng.uniform(6, 12), rng.uniform(2.3, 2.55), rng.uniform(2.5, 3.5)
+    drift = np.cumsum(rng.normal(0, 0.15, n))
+    drift = 8.0 * np.tanh((drift - drift[start]) / 8.0) + rng.uniform(-4, 4)
+    for i in range(start, min(start + span, n)):
+        c, s = np.cos(traj.yaw[i]), np.sin(traj.yaw[i])
+        x = traj.xy[i, 0] + c * drift[i] - s * lateral
+        y = traj.xy[i, 1] + s * drift[i] + c * lateral
+        out[i] = Box2(float(x), float(y), float(traj.yaw[i]), length, width, height, where="companion")
+    return out

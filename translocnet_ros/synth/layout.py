@@ -64,7 +64,8 @@ class Box2:
     width: float
     height: float
     color: tuple[int, int, int] = (128, 128, 128)
-    where: str = "both"  # both / ortho / lidar: parked cars come and go between the flight and the drive
+    where: str = "both"  # both / ortho / lidar: parked cars come and go between the flight and the drive;
+    # companion: a vehicle driving right beside the ego car (LiDAR only)
 
 
 @dataclass

@@ -120,7 +120,11 @@ class LidarSimulator:
         origin = world_from_sensor[:3, 3]
         dirs = self._dirs @ world_from_sensor[:3, :3].T
         dist, mat, cos = self._cast(self._static, self.mesh.face_normals, self.face_material, origin, dirs)
-        near = [b for b in moving if 4.0 < np.hypot(b.x - origin[0], b.y - origin[1]) < m.max_range_m]
+        near = [
+            b
+            for b in moving
+            if (b.where == "companion" or 4.0 < np.hypot(b.x - origin[0], b.y - origin[1]) < m.max_range_m)
+        ]
         if near:
             mb = MeshBuilder()
             for b in near:

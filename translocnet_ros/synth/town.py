@@ -16,7 +16,7 @@ from tqdm import tqdm
 from translocnet_ros.dataset.kitti import OXTS_FIELDS, format_timestamp, write_calib
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import rigid_inverse
-from translocnet_ros.synth.drive import make_trajectory, moving_cars
+from translocnet_ros.synth.drive import companion_vehicle, make_trajectory, moving_cars
 from translocnet_ros.synth.layout import generate_layout
 from translocnet_ros.synth.lidar import LidarModel, LidarSimulator, sample_sensor
 from translocnet_ros.synth.meshing import scene_mesh
@@ -158,7 +158,11 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
     for _ in range(spec.n_drives):
         traj = make_trajectory(layout, spec.n_frames, rng)
         layout.clear_corridor(traj.xy, 2.0)
-        drives.append((traj, moving_cars(layout, spec.n_moving_cars, spec.n_frames, rng)))
+        traffic = moving_cars(layout, spec.n_moving_cars, spec.n_frames, rng)
+        for cars, beside in zip(traffic, companion_vehicle(traj, rng)):
+            if beside is not None:
+                cars.append(beside)
+        drives.append((traj, traffic))
     ortho, look = render_orthophoto(layout, style, spec.m_per_px, rng, spec.wild_appearance)
     reg_err = rng.normal(0, 0.2, 2)  # small georegistration error of the imagery
     transform = Affine(spec.m_per_px, 0, e0 + reg_err[0], 0, -spec.m_per_px, n0 + spec.size_m + reg_err[1])
