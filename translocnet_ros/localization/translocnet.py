@@ -88,7 +88,7 @@ class TransLocNetLocalizer:
         device: str = "auto",
         yaw_step_deg: float = 1.0,
         wide_yaw_step_deg: float = 2.5,
-        yaw_chunk: int = 24,
+        yaw_chunk: int | None = None,
     ):
         limit_blas_threads()
         self.torch_device = resolve_device(device)
@@ -101,7 +101,11 @@ class TransLocNetLocalizer:
         self.covariance_scale = float(calibration.get("covariance_scale", 1.0))
         self.yaw_step = np.radians(yaw_step_deg)
         self.wide_yaw_step = np.radians(wide_yaw_step_deg)
-        self.yaw_chunk = yaw_chunk
+        # yaw hypotheses scored per batch: all at once on a GPU (one launch sequence, memory is plentiful),
+        # a cache-sized chunk on the CPU
+        self.yaw_chunk = yaw_chunk or (
+            len(self.yaw_offsets(SearchWindow(1.0, np.pi))) if self.device == "cuda" else 24
+        )
         self._warm_up()
 
     @torch.no_grad()
@@ -113,7 +117,15 @@ class TransLocNetLocalizer:
         aerial = torch.zeros(3, size, size, dtype=torch.uint8, device=dev)
         for _ in range(runs):
             mb, ma, observed = self.module.encode(points, aerial)
-            self.module.score(mb, ma, observed, torch.zeros(self.yaw_chunk, device=dev))
+            for n in {len(self.yaw_offsets(SearchWindow())), len(self.yaw_offsets(SearchWindow(1.0, np.pi)))}:
+                self.module.score(mb, ma, observed, torch.zeros(n, device=dev), self.yaw_chunk)
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        """On CUDA through pinned memory, asynchronously: the copy overlaps the host work that follows."""
+        t = torch.from_numpy(array)
+        if self.device != "cuda":
+            return t
+        return t.pin_memory().to(self.torch_device, non_blocking=True)
 
     def yaw_offsets(self, window: SearchWindow) -> np.ndarray:
         if window.yaw_range_rad >= np.pi - 1e-6:
@@ -139,11 +151,11 @@ class TransLocNetLocalizer:
         if patch.valid.mean() < 0.5:
             raise LocalizationError(f"prior is outside the imagery ({patch.reason})")
         dev = self.torch_device
-        points = torch.from_numpy(np.ascontiguousarray(scan, dtype=np.float32)).to(dev)
-        aerial = torch.from_numpy(np.ascontiguousarray(patch.image.transpose(2, 0, 1))).to(dev)
+        points = self._to_device(np.ascontiguousarray(scan, dtype=np.float32))
+        aerial = self._to_device(np.ascontiguousarray(patch.image.transpose(2, 0, 1)))
         mb, ma, observed = self.module.encode(points, aerial)
         offsets = self.yaw_offsets(window)
         yaws = torch.from_numpy((prior.yaw + offsets).astype(np.float32)).to(dev)
         logits = self.module.score(mb, ma, observed, yaws, self.yaw_chunk)
-        volume = logits.cpu().numpy().astype(np.float64)
+        volume = logits.cpu().numpy().astype(np.float64)  # the one host sync of a scan
         return ScoreVolume(volume, prior, offsets, cfg.out_m_per_px, (volume.shape[-1] - 1) / 2)

@@ -75,6 +75,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "another LiDAR's reflectance, so features key on shape and layout (real orthophotos)",
     )
     p.add_argument(
+        "--freeze-bev",
+        action="store_true",
+        help="keep the LiDAR encoder (weights and BatchNorm statistics) as initialized: fine-tune the aerial "
+        "side only (the half that breaks on real orthophotos, see docs/real_gap.md)",
+    )
+    p.add_argument(
         "--aerial-norm",
         choices=["fixed", "patch"],
         default="fixed",
@@ -150,6 +156,8 @@ def validate(net: TransLocNet, loader: DataLoader, m_per_px: float, device) -> d
             gx, gy = (j - centre) * m_per_px, -(i - centre) * m_per_px
             errs.append(math.hypot(est.pose.x - gx, est.pose.y - gy))
     net.train()
+    if not next(net.bev_encoder.parameters()).requires_grad:
+        net.bev_encoder.eval()
     return {
         "val_nll": float(np.mean(nlls)),
         "val_mean_m": float(np.mean(errs)),
@@ -240,6 +248,7 @@ def run(args) -> int:
         "batch": args.batch,
         "lr": args.lr,
         "init": f"{args.init.parent.name}/{args.init.name}" if args.init else None,
+        "freeze_bev": args.freeze_bev,
     }
     (args.out / "config.json").write_text(json.dumps(meta, indent=2))
 
@@ -260,6 +269,9 @@ def run(args) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     bar = tqdm(total=args.steps, initial=step, disable=args.quiet, desc="train", unit="step")
     net.train()
+    if args.freeze_bev:
+        net.bev_encoder.requires_grad_(False)
+        net.bev_encoder.eval()
     while step < args.steps:
         train_set.epoch = epoch
         loader = DataLoader(
