@@ -9,7 +9,7 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from translocnet_ros.ros.launch_args import launch_arguments, node_overrides
+from translocnet_ros.ros.launch_args import dds_environment, launch_arguments, node_overrides
 
 
 def _localizer(context):
@@ -21,6 +21,8 @@ def _localizer(context):
             LogInfo(msg=f"[localize.launch.py] WARNING: unknown launch argument(s) {unknown} have no effect")
         )
     use_sim_time = configs["use_sim_time"].lower() in ("true", "1")
+    dynamic = configs["dds_dynamic_memory"].lower() in ("true", "1")
+    share = get_package_share_directory("translocnet_ros")
     actions.append(
         Node(
             package="translocnet_ros",
@@ -30,6 +32,7 @@ def _localizer(context):
             output="screen",
             parameters=[configs["params_file"], {"use_sim_time": use_sim_time, **params}],
             remappings=[("points", configs["points"]), ("gnss/fix", configs["gnss"])],
+            additional_env=dds_environment(share) if dynamic else None,
         )
     )
     return actions

@@ -100,3 +100,19 @@ def test_params_files_name_only_real_parameters(name):
 def test_localizer_yaml_lists_every_parameter():
     values = yaml.safe_load((ROOT / "config" / "localizer.yaml").read_text())["/**"]["ros__parameters"]
     assert set(values) == set(PARAMETERS)
+
+
+def test_dds_dynamic_memory_profile_exists_and_frees_reader_buffers():
+    import xml.etree.ElementTree as ET
+
+    from translocnet_ros.ros.launch_args import dds_environment
+
+    env = dds_environment(str(ROOT))
+    assert env["RMW_FASTRTPS_USE_QOS_FROM_XML"] == "1"
+    root = ET.parse(env["FASTDDS_DEFAULT_PROFILES_FILE"]).getroot()
+    policies = {
+        el.tag.split("}")[1]: el.find("{*}historyMemoryPolicy").text
+        for el in root
+        if el.get("is_default_profile")
+    }
+    assert policies == {"data_reader": "DYNAMIC", "data_writer": "DYNAMIC"}

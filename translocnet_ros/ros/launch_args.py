@@ -24,7 +24,22 @@ LAUNCH_ONLY = {
     "use_sim_time": ("false", "follow /clock (bag replay)"),
     "points": ("points", "PointCloud2 topic (kitti2bag: /kitti/velo/pointcloud)"),
     "gnss": ("gnss/fix", "NavSatFix topic for priors (kitti2bag: /kitti/oxts/gps/fix)"),
+    "dds_dynamic_memory": (
+        "false",
+        "Fast DDS: free receive buffers after each message (config/fastdds_dynamic_memory.xml), so memory "
+        "returns to its level after a huge cloud",
+    ),
 }
+
+
+def dds_environment(share: str) -> dict[str, str]:
+    """Environment that makes rmw_fastrtps use config/fastdds_dynamic_memory.xml for the node."""
+    return {
+        "FASTDDS_DEFAULT_PROFILES_FILE": f"{share}/config/fastdds_dynamic_memory.xml",
+        "RMW_FASTRTPS_USE_QOS_FROM_XML": "1",
+    }
+
+
 # launch argument -> node parameter, for arguments whose name differs from the parameter's
 RENAMED = {"model": "model_path"}
 NODE_ARGUMENTS = (
