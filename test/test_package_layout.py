@@ -25,7 +25,9 @@ def test_colcon_install_tree():
     assert (INSTALL / "share/ament_index/resource_index/packages/translocnet_ros").is_file()
     assert (share / "package.xml").is_file()
     for d in ("config", "launch", "models"):
-        src = sorted(p.name for p in (ROOT / d).glob("*") if p.suffix in {".py", ".yaml", ".xml", ".pt", ".json"})
+        src = sorted(
+            p.name for p in (ROOT / d).glob("*") if p.suffix in {".py", ".yaml", ".xml", ".pt", ".json"}
+        )
         inst = sorted(p.name for p in (share / d).glob("*")) if (share / d).exists() else []
         assert src == inst, f"share/{d} does not mirror {d}/"
     exe = INSTALL / "lib" / "translocnet_ros" / "translocnet"
