@@ -274,7 +274,19 @@ def _building_plan(style: TownStyle, x, y, yaw, rng, scale: float = 1.0):
     corners = rect_corners(x, y, yaw, length, width)
     h = float(np.exp(rng.uniform(*np.log(style.building_height_m))))
     kind = "hall" if length > 28 else "house"
-    return [(corners, h, bool(rng.random() < style.pitched_prob), bool(rng.random() < 0.8), kind)], corners
+    pitched = bool(rng.random() < style.pitched_prob)
+    plans = [(corners, h, pitched, bool(rng.random() < 0.8), kind)]
+    if rng.random() < 0.35:  # L- or T-shaped: a lower wing on one long side
+        ax, ay = np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
+        wl, wd = length * rng.uniform(0.3, 0.6), width * rng.uniform(0.4, 0.9)
+        side = rng.choice([-1.0, 1.0])
+        along = rng.choice([-1.0, 0.0, 1.0]) * (length - wl) / 2
+        c = np.array([x, y]) + ax * along + ay * side * (width / 2 + wd / 2 - 0.1)
+        wing = rect_corners(*c, yaw, wl, wd + 0.2)
+        plans.append((wing, h * rng.uniform(0.6, 1.0), pitched, bool(rng.random() < 0.5), kind))
+        centre = np.array([x, y]) + ay * side * wd / 2
+        return plans, rect_corners(*centre, yaw, length, width + wd)
+    return plans, corners
 
 
 def place_buildings(layout: Layout, style: TownStyle, rng) -> np.ndarray:
