@@ -112,7 +112,7 @@ class LocalizerNode(Node):
             if p["points_reliable"]
             else qos_profile_sensor_data
         )
-        self.create_subscription(
+        self.points_sub = self.create_subscription(
             PointCloud2,
             "points",
             self._on_cloud,
@@ -382,7 +382,7 @@ class LocalizerNode(Node):
         out = []
         if now - self._last_scan > timeout:
             what = "no scans" if self.stats["scans received"] else "no scans received yet"
-            out.append(f"{what} for {now - self._last_scan:.0f} s on {self.resolve_topic_name('points')}")
+            out.append(f"{what} for {now - self._last_scan:.0f} s on {self.points_sub.topic_name}")
         if self._last_fix is not None and now - self._last_fix > timeout:
             out.append(f"GNSS stale: last fix {now - self._last_fix:.0f} s ago")
         resized = getattr(self.imagery, "resized_tiles", 0)
