@@ -93,9 +93,9 @@ def report(args) -> int:
         )
         last = (out.stdout.strip().splitlines() or out.stderr.strip().splitlines() or ["no output"])[-1]
         ok &= out.returncode == 0
-        rows.append(
-            f"| `{Path(py).parent.parent.name}` | {'loads, same logits' if out.returncode == 0 else 'FAILS'} | {last} |"
-        )
+        version = last.split(":")[0] if last.startswith("torch ") else f"`{py}`"
+        verdict = "loads, same logits" if out.returncode == 0 else "FAILS"
+        rows.append(f"| {version} | {verdict} | {last.split(': ', 1)[-1]} |")
     import torch
 
     body = "\n".join(
