@@ -66,3 +66,22 @@ def test_patch_normalization_cancels_brightness_and_contrast():
             return (net.features(bev, img)[1] - net.features(bev, darker)[1]).abs().mean().item()
 
     assert gap(replace(CFG, aerial_norm="patch")) < 0.2 * gap(CFG)
+
+
+def test_labelled_real_drives_join_the_training_frames(small_town):
+    from conftest import HELSINKI
+
+    from translocnet_ros.model.data import TownFrames, town_drives
+
+    site = sorted(p for p in HELSINKI.iterdir() if (p / "ortho.tif").exists())[0]
+    synth = town_drives(small_town)
+    frames = TownFrames(
+        [*synth, (site / "drive", site / "ortho.tif")],
+        ModelConfig(),
+        replace(SampleConfig(), window_m=6.0),
+        repeat=[1] * len(synth) + [3],
+    )
+    assert len(frames) == 12 + 3 * 10
+    sample = frames[len(frames) - 1]  # a real frame: aerial patch from the site's orthophoto
+    assert sample["aerial"].shape == (3, 2 * (6 + 32) * 2, 2 * (6 + 32) * 2)
+    assert sample["aerial"].float().std() > 5 and sample["observed"].sum() > 500

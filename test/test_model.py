@@ -14,7 +14,7 @@ from translocnet_ros.localization.decode import decode_volume
 from translocnet_ros.localization.translocnet import ModelLoadError, TransLocNetLocalizer, load_model
 from translocnet_ros.localization.types import LocalizationError, ScoreVolume, SearchWindow
 from translocnet_ros.model.config import ModelConfig
-from translocnet_ros.model.data import SampleConfig, TownFrames
+from translocnet_ros.model.data import SampleConfig, TownFrames, town_drives
 from translocnet_ros.model.export import export
 from translocnet_ros.model.losses import info_nce, volume_nll
 from translocnet_ros.model.network import TransLocNet, correlate, rotate
@@ -173,7 +173,7 @@ def test_training_target_is_the_cell_of_the_true_pose(small_town):
     """The NLL target must be the volume cell where decoding places the ground truth (a 0.5 m vs 1 m mix-up
     here once trained a model on labels twice as far from the prior as the truth)."""
     mcfg, scfg = ModelConfig(), SampleConfig(window_m=6.0)
-    frames = TownFrames([small_town], mcfg, scfg, seed=3)
+    frames = TownFrames(town_drives(small_town), mcfg, scfg, seed=3)
     gt = KittiDrive(small_town / "drive_00").ground_truth(
         MapFrame.from_any(GeoTiffSource(small_town / "ortho.tif").crs)
     )

@@ -46,24 +46,36 @@ class SampleConfig:
     augment: bool = True
 
 
-class TownFrames(Dataset):
-    """All frames of all drives under the given town folders."""
+def town_drives(town: Path) -> list[tuple[Path, Path]]:
+    """(drive folder, orthophoto) of every drive of a synthetic town."""
+    return [(d, town / "ortho.tif") for d in sorted(town.glob("drive_*"))]
 
-    def __init__(self, towns: list[Path], model: ModelConfig, sample: SampleConfig, seed: int = 0):
+
+class TownFrames(Dataset):
+    """All frames of the given drives, each with the orthophoto it lies on: synthetic towns' drives
+    (`town_drives`) and any labelled KITTI-layout drive (real fine-tuning data), `repeat` times each."""
+
+    def __init__(
+        self,
+        drives: list[tuple[Path, Path]],
+        model: ModelConfig,
+        sample: SampleConfig,
+        seed: int = 0,
+        repeat: list[int] | None = None,
+    ):
         self.model, self.sample, self.seed = model, sample, seed
         self.items: list[tuple[int, int, Pose2D]] = []
         self.drives: list[KittiDrive] = []
         self.ortho_paths: list[Path] = []
         self._sources: dict[int, GeoTiffSource] = {}
-        for town in towns:
-            src = GeoTiffSource(town / "ortho.tif")
-            for drive_dir in sorted(town.glob("drive_*")):
-                drive = KittiDrive(drive_dir)
-                gt = drive.ground_truth(MapFrame.from_any(src.crs))
-                d = len(self.drives)
-                self.drives.append(drive)
-                self.ortho_paths.append(town / "ortho.tif")
-                self.items += [(d, k, pose) for k, pose in enumerate(gt.poses)]
+        for n, (drive_dir, ortho) in enumerate(drives):
+            src = GeoTiffSource(ortho)
+            drive = KittiDrive(drive_dir)
+            gt = drive.ground_truth(MapFrame.from_any(src.crs))
+            d = len(self.drives)
+            self.drives.append(drive)
+            self.ortho_paths.append(Path(ortho))
+            self.items += [(d, k, pose) for k, pose in enumerate(gt.poses)] * (repeat[n] if repeat else 1)
         self.epoch = 0
 
     def __len__(self) -> int:

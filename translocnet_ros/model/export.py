@@ -70,6 +70,9 @@ def export(checkpoint: Path, out: Path) -> dict:
             "train_towns": meta["train_towns"],
             "val_towns": meta["val_towns"],
             "sample": meta["sample"],
+            "data": meta.get("data"),
+            "extra_drives": meta.get("extra_drives", []),
+            "freeze_bev": meta.get("freeze_bev", False),
         },
         "exported": time.strftime("%Y-%m-%d"),
     }

@@ -24,7 +24,7 @@ from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.decode import decode_volume
 from translocnet_ros.localization.types import ScoreVolume
 from translocnet_ros.model.config import ModelConfig
-from translocnet_ros.model.data import SampleConfig, TownFrames
+from translocnet_ros.model.data import SampleConfig, TownFrames, town_drives
 from translocnet_ros.model.losses import info_nce, volume_nll
 from translocnet_ros.model.network import TransLocNet
 from translocnet_ros.synth.cli import build
@@ -89,6 +89,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--window-m", type=float, default=SampleConfig.window_m, help="training search window (+-)"
     )
+    p.add_argument(
+        "--extra-drive",
+        action="append",
+        default=[],
+        metavar="DRIVE=ORTHO",
+        help="a labelled KITTI-layout drive and its orthophoto to train on beside the synthetic towns "
+        "(real fine-tuning data; repeatable)",
+    )
+    p.add_argument(
+        "--extra-repeat",
+        type=int,
+        default=20,
+        help="each extra drive's frames count this many times per epoch",
+    )
     p.add_argument("--train-towns", type=int, default=None, help="use only the first N train towns")
     p.add_argument("--val-towns", type=int, default=None)
     p.add_argument("--val-samples", type=int, default=48)
@@ -97,6 +111,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+
+
+def parse_extra(spec: str) -> tuple[Path, Path]:
+    drive, sep, ortho = spec.partition("=")
+    if not sep or not Path(drive).is_dir() or not Path(ortho).is_file():
+        raise SystemExit(f"--extra-drive {spec!r}: expected DRIVE_FOLDER=ORTHO.tif, both existing")
+    return Path(drive), Path(ortho)
 
 
 def pick_device(name: str) -> torch.device:
@@ -209,8 +230,14 @@ def run(args) -> int:
     train_towns = [(args.data / n, s) for n, s in split_towns("train", args.train_towns)]
     val_towns = [(args.data / n, s) for n, s in split_towns("val", args.val_towns)]
     build(train_towns + val_towns, force=False)
-    train_set = TownFrames([t for t, _ in train_towns], mcfg, scfg, seed=args.seed)
-    val_full = TownFrames([t for t, _ in val_towns], mcfg, replace(scfg, augment=False), seed=12345)
+    synth = [d for t, _ in train_towns for d in town_drives(t)]
+    extra = [parse_extra(spec) for spec in args.extra_drive]
+    train_set = TownFrames(
+        synth + extra, mcfg, scfg, seed=args.seed, repeat=[1] * len(synth) + [args.extra_repeat] * len(extra)
+    )
+    val_full = TownFrames(
+        [d for t, _ in val_towns for d in town_drives(t)], mcfg, replace(scfg, augment=False), seed=12345
+    )
     pick = np.random.default_rng(0).choice(len(val_full), min(args.val_samples, len(val_full)), replace=False)
     val_loader = DataLoader(Subset(val_full, sorted(pick.tolist())), batch_size=4, num_workers=0)
 
@@ -242,6 +269,7 @@ def run(args) -> int:
         "sample": asdict(scfg),
         "attention": not args.no_attention,
         "infonce_weight": args.infonce_weight,
+        "data": args.data.name,
         "train_towns": [t.name for t, _ in train_towns],
         "val_towns": [t.name for t, _ in val_towns],
         "steps": args.steps,
@@ -249,6 +277,7 @@ def run(args) -> int:
         "lr": args.lr,
         "init": f"{args.init.parent.name}/{args.init.name}" if args.init else None,
         "freeze_bev": args.freeze_bev,
+        "extra_drives": [f"{d.parent.name}/{d.name} on {o.name} x{args.extra_repeat}" for d, o in extra],
     }
     (args.out / "config.json").write_text(json.dumps(meta, indent=2))
 
