@@ -68,7 +68,8 @@ def test_scan_looks_like_an_hdl64(small_town):
     assert rng.max() <= sensor["max_range_m"] + 0.2 and rng.min() >= 2.7 - 0.1
     elev = np.degrees(np.arcsin(pts[:, 2] / rng))
     assert elev.min() > -24.9 - 0.5 and elev.max() < 2.0 + 0.5
-    beams = LidarModel().elevations_deg()
+    assert json.loads((small_town / "town.json").read_text())["sensors"][0]["max_range_m"] >= 50
+    beams = LidarModel(even_beams=sensor["even_beams"]).elevations_deg()
     nearest = np.abs(elev[:, None] - beams[None, :]).argmin(1)
     assert len(np.unique(nearest)) == 64  # every one of the 64 beams returns something
     assert pts[:, 3].min() >= 0.0 and pts[:, 3].max() <= 1.0
@@ -209,6 +210,9 @@ def test_sensor_variety_and_blind_sectors():
     ranges = [m.max_range_m for m in sensors]
     assert min(ranges) >= 50 and max(ranges) <= 120 and np.ptp(ranges) > 30
     assert len({m.intensity_levels for m in sensors}) > 1
+    assert {m.even_beams for m in sensors} == {True, False}
+    even = LidarModel(even_beams=True).elevations_deg()
+    assert len(even) == 64 and np.ptp(np.diff(even)) < 1e-9 and even[0] == 2.0 and even[-1] == -24.9
     lay = Layout(size_m=100.0, nodes=np.zeros((0, 2)), roads=[], ground=np.full((500, 500), GRASS, np.uint8))
     mb = MeshBuilder()
     v, f = terrain_mesh(lay, step=5.0, margin=50.0)

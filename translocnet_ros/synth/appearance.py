@@ -64,7 +64,7 @@ def _u(rng, lo, hi):
 # Plausible HSV ranges per material and season: (hue range deg, saturation range, value range).
 _GROUND = {
     "grass": {
-        "summer": ((70, 105), (0.28, 0.55), (0.36, 0.58)),
+        "summer": ((55, 110), (0.16, 0.5), (0.38, 0.62)),
         "dry": ((38, 62), (0.22, 0.48), (0.46, 0.68)),
         "autumn": ((48, 85), (0.22, 0.5), (0.34, 0.55)),
         "bare": ((35, 65), (0.1, 0.3), (0.33, 0.5)),
@@ -202,7 +202,7 @@ def sample_look(rng, style_name: str, size_m: float, wild_prob: float = 0.0) -> 
         "canopy",
         "facade",
     ):
-        amp = _u(rng, 0.03, 0.14) if name != "canopy" else _u(rng, 0.15, 0.35)
+        amp = _u(rng, 0.04, 0.18) if name != "canopy" else _u(rng, 0.15, 0.4)
         look.texture[name] = (amp, rng.dirichlet([1.0, 1.0, 1.0]))
     g = look.grading
     if wild:
@@ -211,14 +211,15 @@ def sample_look(rng, style_name: str, size_m: float, wild_prob: float = 0.0) -> 
         )
         g["gains"] = 1 + rng.normal(0, 0.12, 3)
     else:
-        g.update(hue=float(rng.normal(0, 4)), sat=_u(rng, 0.65, 1.25), contrast=_u(rng, 0.75, 1.3))
+        g.update(hue=float(rng.normal(0, 4)), sat=_u(rng, 0.45, 1.15), contrast=_u(rng, 0.8, 1.35))
         g.update(gamma=_u(rng, 0.8, 1.25))
         g["gains"] = 1 + rng.normal(0, 0.04, 3)
     g.update(
-        haze=_u(rng, 0.0, 0.18),
+        haze=_u(rng, 0.0, 0.25),
+        exposure=float(np.exp(rng.normal(0.12, 0.15))),  # aerial surveys are exposed bright
         brightness=_u(rng, -12, 12),
         optics_blur_px=_u(rng, 0.3, 0.9),
-        sharpen=_u(rng, 0.0, 0.9) if rng.random() < 0.6 else 0.0,
+        sharpen=_u(rng, 0.2, 1.3) if rng.random() < 0.75 else 0.0,
         noise=_u(rng, 1.5, 5.0),
         jpeg=int(rng.integers(55, 92)),
         aliasing=bool(rng.random() < 0.35),

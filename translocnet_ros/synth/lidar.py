@@ -28,9 +28,11 @@ class LidarModel:
     range_noise_m: float = 0.02
     dropout: float = 0.08
     # sensor variety (defaults: the plain HDL-64E model)
+    even_beams: bool = False  # 64 evenly spaced beams instead of the HDL-64E's two blocks
     blind_sectors_deg: tuple[tuple[float, float], ...] = ()  # (centre, width) azimuths blocked by the mount
     ego_box_m: tuple[float, float, float] = (0.0, 0.0, 0.0)  # length, width, x offset of the ego car body
     intensity_gain: float = 1.0
+    intensity_offset: float = 0.0
     intensity_gamma: float = 1.0
     intensity_levels: int = 0  # quantization of the reported reflectance (0: none)
     range_falloff: float = 0.0  # uncompensated intensity ~ (10 m / r) ** falloff
@@ -39,6 +41,8 @@ class LidarModel:
     canopy_depth_m: float = 0.0  # mean depth rays reach into foliage before returning (porous crowns)
 
     def elevations_deg(self) -> np.ndarray:
+        if self.even_beams:  # one evenly spaced fan over the whole field of view
+            return np.linspace(self.upper_deg[0], self.lower_deg[1], self.n_beams)
         half = self.n_beams // 2
         return np.concatenate(
             [np.linspace(*self.upper_deg, half), np.linspace(*self.lower_deg, self.n_beams - half)]
@@ -67,11 +71,13 @@ def sample_sensor(rng: np.random.Generator) -> LidarModel:
         ego_box_m=(float(rng.uniform(4.2, 5.6)), float(rng.uniform(1.8, 2.3)), float(rng.uniform(-1.2, 0.2)))
         if rng.random() < 0.6
         else (0.0, 0.0, 0.0),
-        intensity_gain=float(np.exp(rng.normal(0, 0.3))),
-        intensity_gamma=float(np.exp(rng.normal(0, 0.35))),
+        even_beams=bool(rng.random() < 0.5),
+        intensity_gain=float(np.exp(rng.normal(0.35, 0.35))),
+        intensity_offset=float(rng.uniform(0.0, 0.12)),
+        intensity_gamma=float(np.exp(rng.normal(0, 0.3))),
         intensity_levels=int(rng.choice([0, 0, 255, 100, 64])),
         range_falloff=float(rng.uniform(0.2, 1.0)) if rng.random() < 0.25 else 0.0,
-        color_tie=float(rng.uniform(0.0, 0.35)),
+        color_tie=float(rng.uniform(0.0, 0.6)),
         material_gain={m: float(np.exp(rng.normal(0, 0.3))) for m in range(256) if _REFL_LUT[m] > 0},
         canopy_depth_m=float(rng.uniform(0.2, 1.5)),
     )
@@ -99,7 +105,7 @@ class LidarSimulator:
         for m, g in model.material_gain.items():
             lut[m] *= g
         if self.surface_brightness is not None and model.color_tie > 0:
-            lut = (1 - model.color_tie) * lut + model.color_tie * 0.6 * self.surface_brightness
+            lut = (1 - model.color_tie) * lut + model.color_tie * 0.5 * self.surface_brightness
         self._lut = lut.astype(np.float32)
 
     def _cast(self, intersector, mesh_normals, materials, origin, dirs):
@@ -145,7 +151,7 @@ class LidarSimulator:
             veg = np.flatnonzero((mat_hit == CANOPY) | (mat_hit == HEDGE))
             r[veg] += rng.exponential(m.canopy_depth_m, len(veg))
         p_drop = m.dropout + 0.25 * (r / m.max_range_m) ** 2 * (refl < 0.12)
-        idx = np.flatnonzero(rng.random(hit.sum()) >= p_drop)
+        idx = np.flatnonzero((rng.random(hit.sum()) >= p_drop) & (r <= m.max_range_m))
         local = self._dirs[hit][idx] * r[idx, None]
         drop = np.zeros(len(idx), bool)
         if m.blind_sectors_deg:  # the mount (or a roof box, a mast) hides some azimuths
@@ -160,7 +166,7 @@ class LidarSimulator:
                 & (local[:, 2] < 0.2)
             )
         local, keep = local[~drop], idx[~drop]
-        out = refl[keep] * m.intensity_gain
+        out = refl[keep] * m.intensity_gain + m.intensity_offset
         if m.range_falloff > 0:
             out = out * (10.0 / np.maximum(r[keep], 1.0)) ** m.range_falloff
         out = np.clip(out, 0, 1) ** m.intensity_gamma

@@ -536,12 +536,15 @@ class OrthoRenderer:
 
 
 def grade(img: np.ndarray, g: dict) -> np.ndarray:
-    """Per-image colour grading: hue rotation, saturation, white balance, contrast, gamma, haze, brightness."""
+    """Per-image colour grading: hue rotation, saturation, white balance and exposure, contrast, gamma, haze,
+    brightness."""
     x = (img / 255.0).astype(np.float32)
     hsv_img = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)
     hsv_img[..., 0] = (hsv_img[..., 0] + g["hue"]) % 360
     hsv_img[..., 1] = np.clip(hsv_img[..., 1] * g["sat"], 0, 1)
-    x = cv2.cvtColor(hsv_img, cv2.COLOR_HSV2RGB) * np.asarray(g["gains"], np.float32)
+    x = cv2.cvtColor(hsv_img, cv2.COLOR_HSV2RGB) * (
+        np.asarray(g["gains"], np.float32) * g.get("exposure", 1.0)
+    )
     mean = x.mean()
     x = np.clip((x - mean) * g["contrast"] + mean, 0, 1) ** g["gamma"]
     x = x * (1 - g["haze"]) + g["haze"] * np.array([0.75, 0.8, 0.88], np.float32)

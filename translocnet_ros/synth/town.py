@@ -180,6 +180,9 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
                 max_range_m=round(sim.model.max_range_m, 1),
                 dropout=round(sim.model.dropout, 3),
                 blind_sectors_deg=[[round(c, 1), round(w, 1)] for c, w in sim.model.blind_sectors_deg],
+                even_beams=sim.model.even_beams,
+                intensity_gain=round(sim.model.intensity_gain, 2),
+                intensity_offset=round(sim.model.intensity_offset, 3),
                 intensity_gamma=round(sim.model.intensity_gamma, 2),
                 color_tie=round(sim.model.color_tie, 2),
             )
