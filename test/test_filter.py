@@ -115,7 +115,7 @@ def test_bad_scans_do_not_move_a_converged_filter():
     _, err = drive(filt, truth, 60, rng, observe=sometimes_wrong)
     assert err[16:, 0].max() < 0.5
     assert filt.state == State.CONVERGED and filt.divergences == 0
-    assert filt.agreement > 0 and np.isfinite(filt.agreement)
+    assert filt.support > filt.cfg.min_support
 
 
 def test_kidnapping_is_detected_and_recovered_by_a_wide_search():
@@ -202,3 +202,31 @@ def test_fuse_scan_asks_for_the_belief_window_and_survives_empty_scans():
         fuse_scan(filt, method, np.empty((0, 4), np.float32), None)
     assert filt.estimate.pose == est.pose and "empty scan" in filt.reason
     assert np.isfinite(filt.update_ms)
+
+
+def test_a_lost_belief_diverges_on_noise_but_featureless_scans_do_not_count():
+    """At a wrong place the scans single out random poses (noise): that disagrees. Featureless scans (a constant
+    volume) say nothing either way and must not make a correct belief diverge."""
+    rng = np.random.default_rng(9)
+    filt = BayesFilter(FilterConfig(seed=9))
+    truth = Pose2D(0.0, 0.0, 0.0)
+    filt.seed(truth, KNOWN, "test")
+    truth, _ = drive(filt, truth, 12, rng, step=Pose2D(0.0, 0.0, 0.0))
+    assert filt.state == State.CONVERGED
+    for _ in range(20):
+        prior, window = filt.search_window()
+        flat = gaussian_volume(truth, prior, window)
+        filt.update(ScoreVolume(np.zeros_like(flat.logits), prior, flat.yaw_offsets, 1.0, flat.centre_px))
+    assert filt.divergences == 0
+    filt.predict(Pose2D(40.0, 0.0, 0.0))  # now the belief is 40 m off
+    scans = 0
+    while scans < 12 and not filt.divergences:
+        scans += 1
+        prior, window = filt.search_window()
+        noise = gaussian_volume(truth, prior, window)
+        filt.update(
+            ScoreVolume(
+                rng.normal(0, 1.0, noise.logits.shape), prior, noise.yaw_offsets, 1.0, noise.centre_px
+            )
+        )
+    assert filt.divergences == 1 and filt.state == State.DIVERGED and scans <= 10

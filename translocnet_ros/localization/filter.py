@@ -16,8 +16,10 @@ which puts them where the evidence is instead of spreading them blindly.
 Each volume is tempered (consecutive scans see the same street, their errors are not independent) and mixed with
 a uniform floor, so one bad scan lowers the true pose's weight but cannot remove it. The belief recentres with
 the vehicle: every scan is scored in a window around the predicted mode, sized to cover the particles. The filter
-diverges when the evidence keeps disagreeing with the belief (the belief's mass sits where the scans see little),
-and then falls back to a wide search seeded from the next scan.
+diverges when the evidence keeps disagreeing with the belief (scans that do single out some poses put no more than
+a few times the uniform density where the belief is: at a wrong place TransLocNet's volumes are flat or peak
+elsewhere, at the right one they give it hundreds of times the uniform density), and then falls back to a wide
+search seeded from the next scan.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class FilterConfig:
     lost_radius_m: float = 60.0  # window after a divergence
     lost_yaw_deg: float = 15.0
     converged_confidence: float = 0.5  # posterior mass within 1 m and 2 deg of the mode
-    disagree_ratio: float = 0.05  # a scan disagrees when the belief's mean likelihood is below this x its own
+    min_support: float = 3.0  # a scan backs the belief when its density there is this many x uniform
     diverge_window: int = 10  # diverged when, of the last diverge_window scans,
     diverge_count: int = 7  # this many disagreed
     seed: int = 0
@@ -111,7 +113,7 @@ class BayesFilter:
         self.mode: Pose2D | None = None
         self.estimate: Estimate | None = None
         self.divergences = 0
-        self.agreement = float("nan")  # of the last scan with the belief (1: as well as the scan with itself)
+        self.support = float("nan")  # the last scan's density at the belief, in units of a uniform density
         self.update_ms = float("nan")
         self._region: SearchWindow | None = None  # uniform prior around self.mode, until the next scan
         self._agrees: deque[bool] = deque(maxlen=self.cfg.diverge_window)
@@ -191,12 +193,12 @@ class BayesFilter:
         floor = c.uniform_floor / logq.size
         if self._region is not None or len(self.particles) == 0:
             self._sample_from(volume, logq, floor)
-            self.agreement = float("nan")
+            self.support = float("nan")
         else:
             q = np.exp(_read_volume(volume, logq, self.particles))
-            w = self._weights()
-            self.agreement = float(np.sum(w * q) / np.sum(np.exp(2 * logq)))
-            self._agrees.append(self.agreement >= c.disagree_ratio)
+            self.support = float(np.sum(self._weights() * q) * logq.size)
+            if np.exp(logq.max()) * logq.size >= c.min_support:  # a flat volume backs nothing: not counted
+                self._agrees.append(self.support >= c.min_support)
             self.logw = self.logw + np.log((1 - c.uniform_floor) * q + floor)
             self.logw -= self.logw.max()
             self._resample_if_degenerate()

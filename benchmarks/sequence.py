@@ -1,0 +1,267 @@
+"""Temporal fusion (issue 10): the `sequence` protocol beside single-frame `known`, with and without bad scans, a
+50 m kidnapping, and the cost of the filter step, on synthetic towns.
+
+    python benchmarks/sequence.py                                # test towns, writes BENCHMARKS.md
+    python benchmarks/sequence.py --split val --no-write --set tempering=1.0 motion.trans_per_m=0.1  # tuning
+
+Every frame of every drive is used (the sequence protocol needs consecutive frames). Figures are also given with
+each town's georegistration offset (town.json `registration_error_m`) subtracted from the estimates: no method
+can remove it, so it bounds what the imagery allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import machine, write_section  # noqa: E402
+from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
+from translocnet_ros.evaluation.metrics import frame_errors, summarize  # noqa: E402
+from translocnet_ros.evaluation.protocol import run_protocol, write_frames_csv  # noqa: E402
+from translocnet_ros.evaluation.robustness import Corruption  # noqa: E402
+from translocnet_ros.evaluation.sequence import CONVERGED_FROM, run_sequence, score_sequence  # noqa: E402
+from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
+from translocnet_ros.localization.filter import FilterConfig, MotionNoise  # noqa: E402
+from translocnet_ros.localization.methods import make_method  # noqa: E402
+from translocnet_ros.synth.splits import split_towns  # noqa: E402
+
+RUNS = ("known", "sequence", "bad", "kidnap")
+LABELS = {
+    "known": "known (single frame)",
+    "sequence": "sequence",
+    "bad": "sequence, 20% bad scans",
+    "kidnap": "sequence, 50 m kidnapping",
+    "dead": "dead reckoning (sequence prior columns)",
+}
+
+
+def filter_config(settings: list[str]) -> FilterConfig:
+    """FilterConfig with KEY=VALUE overrides (motion.KEY for the motion noise)."""
+    cfg, motion = {}, {}
+    for s in settings:
+        key, _, value = s.partition("=")
+        (motion if key.startswith("motion.") else cfg)[key.removeprefix("motion.")] = float(value)
+    cfg = {k: int(v) if isinstance(getattr(FilterConfig(), k), int) else v for k, v in cfg.items()}
+    return dataclasses.replace(FilterConfig(), **cfg, motion=dataclasses.replace(MotionNoise(), **motion))
+
+
+def run_town(method, town: Path, run: str, cfg: FilterConfig, kidnap_index: int, out: Path):
+    """(ground truth, results, summary) of one run on one town's drive."""
+    drive, src = KittiDrive(town / "drive_00"), GeoTiffSource(town / "ortho.tif")
+    if run == "known":
+        gt, res = run_protocol(method, drive, src, src.crs, "known", progress=False)
+        summary = None
+    else:
+        corruption = {
+            "sequence": None,
+            "bad": Corruption(bad_fraction=0.2),
+            "kidnap": Corruption(kidnap_index=kidnap_index, kidnap_m=50.0),
+        }[run]
+        gt, res = run_sequence(
+            method, drive, src, src.crs, progress=False, filter_config=cfg, corruption=corruption
+        )
+        summary = score_sequence(gt, res, method, kidnap_index if run == "kidnap" else None)
+    out.mkdir(parents=True, exist_ok=True)
+    write_frames_csv(out / f"{town.name}_{run}.frames.csv", res)
+    return gt, res, summary
+
+
+def converged_scores(parts, registration, method) -> tuple[dict, dict]:
+    """§6 metrics over frames from the 10th on of every town, as is and with the georegistration removed."""
+    gts, ests, ests_reg, lats = [], [], [], []
+    for (gt, res), reg in zip(parts, registration):
+        est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in res])[CONVERGED_FROM:]
+        gts.append(gt[CONVERGED_FROM:])
+        ests.append(est)
+        ests_reg.append(est - [reg[0], reg[1], 0.0])
+        lats.append([r.latency_ms for r in res][CONVERGED_FROM:])
+    gt, lat = np.concatenate(gts), np.concatenate(lats)
+    return (
+        summarize(gt, np.concatenate(ests), lat, method.name, "", method.device),
+        summarize(gt, np.concatenate(ests_reg), lat, method.name, "", method.device),
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", nargs="+", default=["ncc", "translocnet"])
+    ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS)
+    ap.add_argument("--split", default="test", help="synthetic split (val for tuning, test to report)")
+    ap.add_argument("--synth", type=Path, default=ROOT / "data" / "synth")
+    ap.add_argument("--towns", type=int, default=None, help="first N towns only")
+    ap.add_argument("--kidnap-frame", type=int, default=40, help="position in the drive of the kidnapping")
+    ap.add_argument("--set", nargs="*", default=[], help="FilterConfig overrides KEY=VALUE (motion.KEY)")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "sequence")
+    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument(
+        "--write-only",
+        action="store_true",
+        help="write BENCHMARKS.md from the saved per-method results (methods run as separate processes)",
+    )
+    args = ap.parse_args()
+    if args.write_only:
+        report = {"methods": {name: {} for name in args.methods}}
+        for path in sorted(args.out.glob(f"summary_{args.split}_*.json")):
+            for name, runs in json.loads(path.read_text())["methods"].items():
+                report["methods"].setdefault(name, {}).update(runs)
+        write_section("sequence", table(report, args))
+        return 0
+
+    cfg = filter_config(args.set)
+    towns = [args.synth / name for name, _ in split_towns(args.split, args.towns)]
+    missing = [t.name for t in towns if not (t / "town.json").is_file()]
+    if (
+        missing
+    ):  # not built here: the generator may be changing in this tree, the figures must use the split's towns
+        sys.exit(
+            f"missing towns {missing}: run `translocnet generate --split {args.split} --out {args.synth}`"
+        )
+    registration = [json.loads((t / "town.json").read_text())["registration_error_m"] for t in towns]
+    report = {"config": dataclasses.asdict(cfg), "methods": {}}
+    for name in args.methods:
+        method = make_method(name)
+        per_run = {}
+        for run in args.runs:
+            outs = [run_town(method, t, run, cfg, args.kidnap_frame, args.out / name) for t in towns]
+            parts = [(gt, res) for gt, res, _ in outs]
+            conv, conv_reg = converged_scores(parts, registration, method)
+            res_all = [r for _, res in parts for r in res]
+            entry = {
+                "towns": len(towns),
+                "converged": conv,
+                "converged_registration_removed": conv_reg,
+                "latency_ms": _percentiles([r.latency_ms for r in res_all]),
+            }
+            if run != "known":
+                sums = [s for _, _, s in outs]
+                entry["first_fix_frame"] = [s["first_fix_frame"] for s in sums]
+                entry["divergences"] = sum(s["divergences"] for s in sums)
+                entry["filter_ms"] = _percentiles([r.filter_ms for r in res_all if np.isfinite(r.filter_ms)])
+                if run == "kidnap":
+                    entry["kidnap_recovered_after"] = [s["kidnap"]["recovered_after_frames"] for s in sums]
+            if run == "sequence":
+                dead = [(gt, [dataclasses.replace(r, est=r.prior) for r in res]) for gt, res in parts]
+                per_run["dead"] = {
+                    "towns": len(towns),
+                    "converged": converged_scores(dead, registration, method)[0],
+                }
+            per_run[run] = entry | {"_parts": parts}
+            print(f"{name:12s} {run:9s} " + _line(entry), flush=True)
+        if "known" in per_run and "sequence" in per_run:
+            per_run["hard_frames"] = hard_frames(per_run["known"]["_parts"], per_run["sequence"]["_parts"])
+            print(f"{name:12s} hard frames: {per_run['hard_frames']}", flush=True)
+        for v in per_run.values():
+            v.pop("_parts", None)
+        report["methods"][name] = per_run
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.methods:
+        one = {"config": report["config"], "machine": machine(), "methods": {name: report["methods"][name]}}
+        (args.out / f"summary_{args.split}_{name}_{'-'.join(args.runs)}.json").write_text(
+            json.dumps(one, indent=2)
+        )
+    if not args.no_write:
+        write_section("sequence", table(report, args))
+    return 0
+
+
+def hard_frames(known, sequence) -> dict:
+    """Frames (from the 10th on) where the single-frame estimate is off by more than 2 m: how often the filter
+    is within 1 m there."""
+    n = hits = 0
+    for (gt, kres), (_, sres) in zip(known, sequence):
+        k = frame_errors(gt, np.array([[r.est.x, r.est.y, r.est.yaw] for r in kres]))["position"]
+        s = frame_errors(gt, np.array([[r.est.x, r.est.y, r.est.yaw] for r in sres]))["position"]
+        hard = k[CONVERGED_FROM:] > 2.0
+        n += int(hard.sum())
+        hits += int((s[CONVERGED_FROM:][hard] <= 1.0).sum())
+    return {"n": n, "filtered_within_1m": hits}
+
+
+def _percentiles(x) -> dict:
+    return {"p50": float(np.percentile(x, 50)), "p95": float(np.percentile(x, 95))} if len(x) else {}
+
+
+def _line(e: dict) -> str:
+    c, r = e["converged"], e["converged_registration_removed"]
+    s = (
+        f"conv mean {c['position_error_m']['mean']:.3f} m (reg removed {r['position_error_m']['mean']:.3f}) "
+        f"median {c['position_error_m']['median']:.3f} lat@1m {c['lateral_recall']['1m']:.1%} "
+        f"lon@1m {c['longitudinal_recall']['1m']:.1%} yaw@1 {c['yaw_recall']['1deg']:.1%} "
+        f"p50 {e['latency_ms']['p50']:.0f} ms"
+    )
+    if "filter_ms" in e:
+        s += f" filter p50 {e['filter_ms'].get('p50', float('nan')):.1f} ms div {e['divergences']}"
+    if "kidnap_recovered_after" in e:
+        s += f" kidnap recovered after {e['kidnap_recovered_after']}"
+    return s
+
+
+def table(report: dict, args) -> str:
+    cmd = "python benchmarks/sequence.py" + (f" --towns {args.towns}" if args.towns else "")
+    if args.methods != ["ncc", "translocnet"]:
+        cmd += " --methods " + " ".join(args.methods)
+    lines = [
+        "## Temporal fusion: `sequence` beside `known` (issue 10)",
+        "",
+        f"Command: `{cmd}` (after `source scripts/env.sh`). Synthetic `{args.split}` towns (column 'towns': "
+        f"the first N of the split, styles in turn), every frame of each 100-frame drive. `known`: every frame alone from a +-20 m / +-10 deg prior (DESIGN.md §6); "
+        "`sequence`: the first prior only, then noisy odometry, through the particle filter "
+        "(`translocnet_ros/localization/filter.py`, defaults of `FilterConfig`). Bad scans: 20% of the scans "
+        "replaced, in equal shares, by a scan from >= 30 m away on the same drive, an empty scan or a half-occluded "
+        f"one. Kidnapping: at frame {args.kidnap_frame} the odometry misses a 50 m jump. Every figure is over the "
+        "frames from the 10th on (the `converged` block); 'reg. removed' subtracts each town's georegistration "
+        f"offset from the estimates. Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| method | run | towns | n | pos. mean [m] | pos. median [m] | mean, reg. removed [m] | yaw mean [deg] "
+        "| lat R@1m | lon R@1m | yaw R@1° | first fix (frame, per town) | divergences | step p50 / p95 [ms] "
+        "| filter p50 / p95 [ms] | device |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, runs in report["methods"].items():
+        for run in ("dead", *RUNS):
+            if run not in runs:
+                continue
+            e = runs[run]
+            c = e["converged"]
+            reg = e.get("converged_registration_removed", {}).get("position_error_m", {}).get("mean")
+            lat, flt = e.get("latency_ms"), e.get("filter_ms")
+            step = f"{lat['p50']:.0f} / {lat['p95']:.0f}" if lat else ""
+            fstep = f"{flt['p50']:.1f} / {flt['p95']:.1f}" if flt else ""
+            lines.append(
+                f"| {name} | {LABELS[run]} | {e.get('towns', '')} | {c['n']} | {c['position_error_m']['mean']:.2f} "
+                f"| {c['position_error_m']['median']:.2f} | {'' if reg is None else round(reg, 2)} "
+                f"| {c['yaw_error_deg']['mean']:.2f} | {c['lateral_recall']['1m']:.1%} "
+                f"| {c['longitudinal_recall']['1m']:.1%} | {c['yaw_recall']['1deg']:.1%} "
+                f"| {' '.join(str(f) for f in e.get('first_fix_frame', []))} | {e.get('divergences', '')} "
+                f"| {step} | {fstep} | {c['device'] if lat else ''} |"
+            )
+    lines += [
+        "",
+        "Kidnapping (50 m): frames until the estimate is back within 1 m and 2 deg for 5 frames in a row:",
+        "",
+    ]
+    for name, runs in report["methods"].items():
+        if "kidnap" in runs:
+            lines.append(f"- {name}: {', '.join(str(k) for k in runs['kidnap']['kidnap_recovered_after'])}")
+    lines += ["", "Frames (from the 10th on) where the single-frame estimate is off by more than 2 m:", ""]
+    for name, runs in report["methods"].items():
+        if "hard_frames" in runs:
+            h = runs["hard_frames"]
+            share = f" ({h['filtered_within_1m'] / h['n']:.0%})" if h["n"] else ""
+            lines.append(
+                f"- {name}: {h['n']} frames; the filtered estimate is within 1 m on {h['filtered_within_1m']}{share}"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
