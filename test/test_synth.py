@@ -196,6 +196,7 @@ def test_ortho_colours_change_between_seeds_layout_does_not_decide_them(tmp_path
 def test_layouts_have_vegetation_lots_curves_and_courtyards():
     sub = generate_layout(STYLES["suburban"], 500.0, np.random.default_rng(2))
     assert len(sub.hedges) > 10 and len(sub.bushes) > 100 and len(sub.trees) > 100
+    assert len(sub.furniture) > 50 and len(sub.fences) > 10  # clutter along the streets, as real ones have
     assert sub.bends and len(sub.lots) >= 1
     down = generate_layout(STYLES["downtown"], 500.0, np.random.default_rng(2))
     assert sum(b.kind == "block" for b in down.buildings) >= 8

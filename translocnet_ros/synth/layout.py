@@ -80,6 +80,7 @@ class Layout:
     poles: list[Box2] = field(default_factory=list)
     fences: list[Box2] = field(default_factory=list)
     hedges: list[Box2] = field(default_factory=list)
+    furniture: list[Box2] = field(default_factory=list)  # bollards, bins, benches, sign posts, cabinets
     bushes: list[Tree] = field(default_factory=list)
     lots: list[np.ndarray] = field(default_factory=list)  # parking-lot rectangles (4, 2)
     bends: set[int] = field(default_factory=set)  # road nodes that only bend a street (no crossing)
@@ -119,6 +120,7 @@ class Layout:
         self.poles = clear(self.poles, lambda o: 0.3)
         self.fences = clear(self.fences, lambda o: o.length / 2)
         self.hedges = clear(self.hedges, lambda o: o.length / 2)
+        self.furniture = clear(self.furniture, lambda o: o.length / 2)
         self.trees = clear(self.trees, lambda o: 0.3)
         self.bushes = clear(self.bushes, lambda o: o.radius)
 
@@ -599,23 +601,30 @@ def place_street_furniture(layout: Layout, style: TownStyle, occ: np.ndarray, rn
         if free(x, y):
             r = rng.uniform(0.5, 1.8)
             layout.bushes.append(Tree(x, y, r, rng.uniform(0.7, 2.5)))
-    # some streets are lined with hedges behind the sidewalk
+    # street edges: hedges, fences or low walls behind the sidewalk, bollards, bins, signs and benches on it
     for road in layout.roads:
-        if rng.random() >= style.hedge_prob * 0.4:
-            continue
         p, q = layout.nodes[road.a], layout.nodes[road.b]
         d = q - p
         length = float(np.linalg.norm(d))
-        if length < 20:
+        if length < 10:
             continue
         u, nrm = d / length, np.array([-d[1], d[0]]) / length
-        side = rng.choice([-1, 1])
-        for t in np.arange(road.width, length - road.width, 8.0):
-            m = p + u * (t + 4.0) + nrm * side * (road.width / 2 + style.sidewalk_m + 1.2)
-            if free(*m):
-                layout.hedges.append(
-                    Box2(*m, float(np.arctan2(u[1], u[0])), 8.0, rng.uniform(0.8, 1.4), rng.uniform(0.9, 1.8))
-                )
+        yaw = float(np.arctan2(u[1], u[0]))
+        for side in (-1, 1):
+            edge = rng.choice(["hedge", "fence", "none"], p=[style.hedge_prob, 0.25, 0.75 - style.hedge_prob])
+            back = road.width / 2 + style.sidewalk_m + rng.uniform(0.6, 1.5)
+            for t in np.arange(rng.uniform(0, 4), length, 4.0) if edge != "none" else []:
+                m = p + u * (t + 2.0) + nrm * side * back
+                if free(*m) and rng.random() < 0.85:
+                    if edge == "hedge":
+                        layout.hedges.append(Box2(*m, yaw, 4.0, rng.uniform(0.7, 1.4), rng.uniform(0.8, 1.9)))
+                    else:
+                        layout.fences.append(Box2(*m, yaw, 4.0, 0.12, rng.uniform(0.6, 1.6)))
+            for t in np.arange(rng.uniform(0, 10), length, rng.uniform(6, 20)):
+                m = p + u * t + nrm * side * (road.width / 2 + rng.uniform(0.3, max(style.sidewalk_m, 0.6)))
+                if rng.random() < 0.6:
+                    w, h = rng.uniform(0.25, 0.7), rng.uniform(0.5, 1.3)
+                    layout.furniture.append(Box2(*m, yaw, rng.uniform(0.25, 1.8), w, h))
 
 
 def _driveway(layout: Layout, b: Building, base: int, rng) -> None:

@@ -149,4 +149,6 @@ def scene_mesh(layout: Layout, sidewalk_m: float) -> tuple[trimesh.Trimesh, np.n
         mb.add_primitive(_CYL, (0.12, 0.12, p.height), 0.0, (p.x, p.y, float(z(p.x, p.y))), POLE)
     for fe in layout.fences:
         add_box(mb, fe, float(z(fe.x, fe.y)), FENCE)
+    for o in layout.furniture:
+        add_box(mb, o, float(z(o.x, o.y)), POLE)
     return mb.build()

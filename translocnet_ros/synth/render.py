@@ -231,7 +231,7 @@ class OrthoRenderer:
             circ = _UNIT_CIRCLE * t.radius + [t.x, t.y]
             pts = np.concatenate([circ, circ + away * t.height * k * 0.8])
             self._fill(mask, cv2.convexHull(pts.astype(np.float32))[:, 0], (0.8,))
-        for c in [c for c in lay.cars if c.where != "lidar"] + lay.fences + lay.hedges:
+        for c in [c for c in lay.cars if c.where != "lidar"] + lay.fences + lay.hedges + lay.furniture:
             r = rect_corners(c.x, c.y, c.yaw, c.length, max(c.width, 0.1))
             pts = np.concatenate([r, r + away * c.height * k])
             self._fill(mask, cv2.convexHull(pts.astype(np.float32))[:, 0], (0.9,))
@@ -259,6 +259,9 @@ class OrthoRenderer:
         paint = (self._car, self._hedge, self._bush, self._building, self._tree, self._pole)
         for _, kind, o in sorted(items, key=lambda i: (i[0], i[1])):
             paint[kind](img, o)
+        for o in lay.furniture:
+            top = rect_corners(o.x, o.y, o.yaw, o.length, o.width) + self.look.relief.at(o.x, o.y) * o.height
+            self._fill(img, top, (95, 95, 95))
         for fe in lay.fences:
             lean = self.look.relief.at(fe.x, fe.y)
             r = rect_corners(fe.x, fe.y, fe.yaw, fe.length, 0.1)

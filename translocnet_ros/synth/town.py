@@ -231,6 +231,7 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
             poles=len(layout.poles),
             fences=len(layout.fences),
             hedges=len(layout.hedges),
+            street_furniture=len(layout.furniture),
             bushes=len(layout.bushes),
             parking_lots=len(layout.lots),
             mesh_faces=len(mesh.faces),
