@@ -705,6 +705,8 @@ def main() -> int:
 
     site_paths = {s.name: build_site(s, args.out / s.name, args.force) for s in sites()}
     if args.frame_only:
+        if not args.frame:
+            ap.error("--frame-only needs --frame SITE:INDEX")
         site_key, _, idx = args.frame.partition(":")
         site = next(s for s in site_paths if s.startswith(site_key))
         print(json.dumps(figure_frame(site_paths, site, int(idx), make_method("translocnet")), indent=1))
