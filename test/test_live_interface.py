@@ -137,7 +137,8 @@ def test_every_scan_of_a_2x_replay_is_counted(small_town):
         str(small_town / "ortho.tif"),
         "ncc",
         params={"odom_frame": "", "points_reliable": True},
-        replay_args=["--gnss-noise-m", "2.0", "--rate", "2.0"],
+        # a longer start delay: a cloud published before discovery completes is neither received nor lost
+        replay_args=["--gnss-noise-m", "2.0", "--rate", "2.0", "--start-delay", "3.0"],
         timeout_s=120,
         settle_s=4.0,
     )
