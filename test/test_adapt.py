@@ -34,21 +34,23 @@ def test_unlabeled_bag_scans_match_the_drive_reader():
 
 
 def test_adapt_writes_a_model_that_records_its_area(small_town, tmp_path):
-    out = tmp_path / "adapted.pt"
     drive_dir = sorted(small_town.glob("drive_*"))[0]
-    argv = ["adapt", "--ortho", str(small_town / "ortho.tif"), "--scans", str(drive_dir)]
-    assert main([*argv, "--patches", "6", "--out", str(out)]) == 0
-    meta = json.loads(out.with_suffix(".json").read_text())
-    assert meta["adapted"]["ortho"] == "ortho.tif"
-    assert meta["adapted"]["scans"].startswith(f"{drive_dir.name} (12 scans")
     base, _, base_meta = load_model(DEFAULT_MODEL, torch.device("cpu"))
-    new, _, _ = load_model(out, torch.device("cpu"))
-    assert meta["adapted"]["from_model"]["sha256"] == base_meta["sha256"]
-    old_sd, new_sd = base.state_dict(), new.state_dict()
-    conv = "aerial_encoder.stem.0.0.weight"
-    assert torch.equal(old_sd[conv], new_sd[conv])  # weights untouched
+    old_sd = base.state_dict()
     stats = [k for k in old_sd if k.endswith("running_mean")]
-    assert stats and all(not torch.equal(old_sd[k], new_sd[k]) for k in stats)  # statistics re-estimated
+    conv = "aerial_encoder.stem.0.0.weight"
+    for extra, bn_changed in (([], False), (["--batchnorm", "--scans", str(drive_dir)], True)):
+        out = tmp_path / f"adapted{len(extra)}.pt"
+        argv = ["adapt", "--ortho", str(small_town / "ortho.tif"), "--patches", "6", "--out", str(out)]
+        assert main([*argv, *extra]) == 0
+        meta = json.loads(out.with_suffix(".json").read_text())
+        assert meta["adapted"]["ortho"] == "ortho.tif"
+        assert meta["adapted"]["from_model"]["sha256"] == base_meta["sha256"]
+        new_sd = load_model(out, torch.device("cpu"))[0].state_dict()
+        assert torch.equal(old_sd[conv], new_sd[conv])  # weights untouched
+        assert not torch.equal(old_sd["rgb_mean"], new_sd["rgb_mean"])  # the area's input statistics
+        assert all(torch.equal(old_sd[k], new_sd[k]) != bn_changed for k in stats)
+        if bn_changed:
+            assert meta["adapted"]["scans"].startswith(f"{drive_dir.name} (12 scans")
     # the node's and eval's localizer take it like any model
-    loc = TransLocNetLocalizer(out)
-    assert loc.meta["adapted"]["patches"] == 6
+    assert TransLocNetLocalizer(out).meta["adapted"]["patches"] == 6

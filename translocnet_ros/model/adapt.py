@@ -1,11 +1,11 @@
 """`translocnet adapt`: unsupervised adaptation of a model to a user's area, before any ground truth exists.
 
-What a user has there: the orthophoto and unlabeled scans. Both encoders normalize their activations with
-BatchNorm statistics measured on the training worlds; a real orthophoto (other palette, sun, lens, season) and
-another LiDAR shift those statistics, and the matching features degrade with them. Adaptation re-estimates them
-on the user's data (AdaBN): the aerial input statistics on patches drawn over the orthophoto's valid area, and
-every BatchNorm layer's running mean/variance on (scan, patch) pairs, with the weights untouched. It reads
-scans and imagery only: never OXTS, GNSS, TF poses or any other pose.
+What a user has there: the orthophoto and unlabeled scans. The aerial encoder normalizes its input with RGB
+statistics of the training worlds; a real orthophoto (other palette, sun, lens, season) shifts them. `adapt`
+re-estimates them on patches drawn over the orthophoto's valid area. With `--batchnorm` it also re-estimates
+every BatchNorm layer's running statistics on (scan, patch) pairs (AdaBN); weights stay untouched. On
+helsinki-dev the input statistics alone helped a little and AdaBN hurt (BENCHMARKS.md, "adapt"), hence the
+default. It reads scans and imagery only: never OXTS, GNSS, TF poses or any other pose.
 """
 
 from __future__ import annotations
@@ -35,11 +35,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scans",
         type=Path,
-        required=True,
-        help="unlabeled scans: a KITTI-layout drive folder, a folder of KITTI .bin scans, or a ROS 1/2 bag",
+        default=None,
+        help="unlabeled scans (with --batchnorm): a KITTI-layout drive folder, a folder of .bin scans, or a bag",
     )
     p.add_argument("--points-topic", default="/kitti/velo/pointcloud", help="bag topic of the scans")
     p.add_argument("--base-frame", default=None, help="bag: frame to express scans in (default: as recorded)")
+    p.add_argument(
+        "--batchnorm",
+        action="store_true",
+        help="also re-estimate every BatchNorm's statistics on (scan, patch) pairs (AdaBN; hurt on helsinki-dev)",
+    )
     p.add_argument("--patches", type=int, default=64, help="aerial patches drawn over the orthophoto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="the adapted model file (.pt, + .json)")
@@ -69,27 +74,32 @@ def random_patches(ortho: GeoTiffSource, n: int, size_m: float, m_per_px: float,
 
 
 @torch.no_grad()
-def adapt_batchnorm(
-    net: TransLocNet, scans: list[np.ndarray], patches: list[np.ndarray], progress: bool = True
-) -> dict:
-    """Re-estimate the aerial input statistics and every BatchNorm's running statistics on the target data.
-    Returns the input statistics before/after, for the metadata."""
+def adapt_input(net: TransLocNet, patches: list[np.ndarray]) -> dict:
+    """The aerial input statistics from the area's orthophoto; returns them before/after for the metadata."""
     imgs = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).float() / 255.0
     before = {"rgb_mean": net.rgb_mean.flatten().tolist(), "rgb_std": net.rgb_std.flatten().tolist()}
     net.rgb_mean.copy_(imgs.mean(dim=(0, 2, 3)).view(1, 3, 1, 1))
     net.rgb_std.copy_(imgs.std(dim=(0, 2, 3)).view(1, 3, 1, 1))
+    after = {"rgb_mean": net.rgb_mean.flatten().tolist(), "rgb_std": net.rgb_std.flatten().tolist()}
+    return {"before": before, "after": after}
+
+
+@torch.no_grad()
+def adapt_batchnorm(
+    net: TransLocNet, scans: list[np.ndarray], patches: list[np.ndarray], progress: bool = True
+) -> int:
+    """Every BatchNorm's running statistics re-estimated on (scan, patch) pairs; returns the pair count."""
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over every forward pass
         bn.train()
-    cfg_px, m = net.bev_px, net.m_per_px
     n = max(len(scans), len(patches))
     for k in tqdm(range(n), disable=not progress, desc="adapt", unit="pair"):
         bev, _ = rasterize_bev(
             torch.from_numpy(np.ascontiguousarray(scans[k % len(scans)], dtype=np.float32)),
-            cfg_px,
-            m,
+            net.bev_px,
+            net.m_per_px,
             net.ground_block_m,
             net.max_height_m,
         )
@@ -98,8 +108,7 @@ def adapt_batchnorm(
     for bn in bns:
         bn.momentum = 0.1
     net.eval()
-    after = {"rgb_mean": net.rgb_mean.flatten().tolist(), "rgb_std": net.rgb_std.flatten().tolist()}
-    return {"before": before, "after": after, "pairs": n}
+    return n
 
 
 def run(args) -> int:
@@ -108,17 +117,22 @@ def run(args) -> int:
     src_model = args.model or DEFAULT_MODEL
     net, cfg, meta = eager_from_file(src_model)
     ortho = GeoTiffSource(args.ortho)
-    scans = unlabeled_scans(args.scans, args.points_topic, args.base_frame)
+    if args.batchnorm and args.scans is None:
+        raise SystemExit("adapt --batchnorm needs --scans (unlabeled scans of the area)")
+    scans = unlabeled_scans(args.scans, args.points_topic, args.base_frame) if args.batchnorm else []
     rng = np.random.default_rng(args.seed)
     size_m = 2 * (20.0 + cfg.bev_radius_m)
     patches = random_patches(ortho, args.patches, size_m, cfg.m_per_px, rng)
-    stats = adapt_batchnorm(net, scans, patches)
+    stats = adapt_input(net, patches)
+    pairs = adapt_batchnorm(net, scans, patches) if args.batchnorm else 0
+    what = "aerial input statistics" + (" and every BatchNorm's statistics (AdaBN)" if args.batchnorm else "")
     adapted = {
-        "method": "batchnorm statistics and aerial input statistics re-estimated (AdaBN), weights unchanged",
+        "method": f"{what} re-estimated, weights unchanged",
         "from_model": {"file": Path(src_model).name, "sha256": meta["sha256"]},
         "ortho": Path(args.ortho).name,
-        "scans": f"{Path(args.scans).name} ({len(scans)} scans)",
+        "scans": f"{Path(args.scans).name} ({len(scans)} scans)" if scans else None,
         "patches": len(patches),
+        "batchnorm_pairs": pairs,
         "date": time.strftime("%Y-%m-%d"),
         "input_statistics": stats,
     }
@@ -126,7 +140,7 @@ def run(args) -> int:
     info["adapted"] = adapted
     write_model(net, info, args.out)
     print(
-        f"[adapt] {args.out}: {len(scans)} scans, {len(patches)} patches from {Path(args.ortho).name}; "
+        f"[adapt] {args.out}: {len(patches)} patches from {Path(args.ortho).name}, {len(scans)} scans; "
         f"aerial mean {np.round(stats['before']['rgb_mean'], 3).tolist()} -> "
         f"{np.round(stats['after']['rgb_mean'], 3).tolist()}"
     )
