@@ -291,3 +291,20 @@ def test_a_vehicle_beside_the_ego_car_hides_part_of_the_scan():
 
     far_free, far_hidden = behind(free), behind(hidden)
     assert far_free > 200 and far_hidden < 0.1 * far_free  # the ground behind the truck is not seen
+
+
+def test_split_build_rebuilds_towns_of_another_generator_version(tmp_path, capsys):
+    from translocnet_ros.synth.cli import build
+
+    spec = TownSpec(seed=11, style="suburban", size_m=250.0, n_frames=2, n_moving_cars=0)
+    town = tmp_path / "t"
+    build([(town, spec)], force=False)
+    meta = json.loads((town / "town.json").read_text())
+    assert meta["generator"] == spec.generator
+    build([(town, spec)], force=False)
+    assert "up to date" in capsys.readouterr().out
+    (town / "town.json").write_text(json.dumps({**meta, "generator": spec.generator - 1}))
+    build([(town, spec)], force=False)
+    out = capsys.readouterr().out
+    assert "up to date" not in out and "frames in" in out  # generated again
+    assert json.loads((town / "town.json").read_text())["generator"] == spec.generator

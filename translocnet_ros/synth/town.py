@@ -58,6 +58,11 @@ IMU_HEIGHT_M = 0.93  # base_link above ground, so the LiDAR is ~1.73 m up as on 
 START_TIME = 1_780_308_000.0  # 2026-06-01 10:00 UTC
 
 
+# Bump whenever the generator's output changes: `generate --split` (and training, calibration, benchmarks that
+# call it) rebuilds every town whose town.json records another version.
+GENERATOR_VERSION = 2
+
+
 @dataclass(frozen=True)
 class TownSpec:
     seed: int
@@ -67,9 +72,8 @@ class TownSpec:
     n_drives: int = 1
     n_frames: int = 500
     n_moving_cars: int = 12
-    wild_appearance: float = (
-        0.0  # probability that the town's colours come from anywhere, not plausible ranges
-    )
+    wild_appearance: float = 0.0  # probability of colours from anywhere instead of plausible ranges
+    generator: int = GENERATOR_VERSION
 
 
 def _world_from_base(layout, x, y, yaw):
