@@ -456,13 +456,17 @@ def add_parking_lots(layout: Layout, style: TownStyle, rng) -> None:
 
 def _car(c, yaw, rng) -> Box2:
     where = rng.choice(["both", "ortho", "lidar"], p=[0.8, 0.1, 0.1])
+    van = rng.random() < 0.15  # vans and pick-ups stand taller than cars
+    dims = (
+        rng.uniform([5.0, 1.95, 1.9], [6.5, 2.1, 2.8])
+        if van
+        else rng.uniform([4.0, 1.7, 1.4], [5.0, 1.95, 1.7])
+    )
     return Box2(
         float(c[0]),
         float(c[1]),
         float(yaw + rng.normal(0, 0.03)),
-        rng.uniform(4.0, 5.0),
-        rng.uniform(1.7, 1.95),
-        rng.uniform(1.4, 1.7),
+        *(float(v) for v in dims),
         tuple(int(v) for v in rng.integers(20, 235, 3)),
         str(where),
     )
