@@ -108,3 +108,17 @@ def test_eval_sequence_refuses_what_is_not_a_drive(small_town, tmp_path, capsys)
     assert not (tmp_path / "a.json").exists()
     assert _eval(small_town, tmp_path / "b.json", "--protocol", "sequence", "--method", "prior") == 2
     assert "no likelihood volume" in capsys.readouterr().err
+
+
+def test_eval_sequence_robustness_options_reach_the_run(small_town, tmp_path):
+    out = tmp_path / "k.json"
+    extra = ["--protocol", "sequence", "--method", "ncc", "--kidnap-frame", "6", "--kidnap-m", "30"]
+    assert _eval(small_town, out, *extra, "--bad-scans", "0.3", "--max-frames", "8") == 0
+    s = json.loads(out.read_text())
+    assert s["kidnap"]["frame"] == 6 and "recovered_after_frames" in s["kidnap"]
+    with open(out.with_suffix(".frames.csv")) as f:
+        rows = list(csv.DictReader(f))
+    dead = np.array([[float(r["prior_x"]), float(r["prior_y"])] for r in rows])
+    steps = np.hypot(*np.diff(dead, axis=0).T)
+    assert steps[5] == pytest.approx(30.0, abs=2.0) and np.delete(steps, 5).max() < 2.0  # the missed jump
+    assert len(rows) == 8 and s["n"] == 8 and s["converged"] is None  # fewer than 10 frames

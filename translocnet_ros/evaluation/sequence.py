@@ -124,13 +124,11 @@ def score_sequence(
     summary = score_results(gt, results, method, "sequence")
     est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
     lat = np.array([r.latency_ms for r in results])
-    summary["converged"] = summarize(
-        gt[CONVERGED_FROM:],
-        est[CONVERGED_FROM:],
-        lat[CONVERGED_FROM:],
-        method.name,
-        "sequence",
-        method.device,
+    conv = slice(CONVERGED_FROM, None)
+    summary["converged"] = (
+        summarize(gt[conv], est[conv], lat[conv], method.name, "sequence", method.device)
+        if len(results) > CONVERGED_FROM
+        else None  # a drive too short to have converged frames
     )
     e = frame_errors(gt, est)
     fixed = (e["position"] <= FIX_M) & (e["yaw_deg"] <= FIX_DEG)
