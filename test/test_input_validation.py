@@ -175,3 +175,21 @@ def test_subsampling_is_a_degraded_mode_while_it_lasts(node, scene):
     assert node.set_parameters([Parameter("max_points", value=1_000_000)])[0].successful
     node._process(cloud(scan, node.get_clock().now().to_msg()))
     assert "subsampled" not in node.notes
+
+
+def test_scans_superseded_faster_than_processed_is_a_degraded_mode(node):
+    from translocnet_ros.ros.localizer_node import WARN
+
+    sent = []
+    node.diag_pub.publish = sent.append
+    node._last_scan = float("inf")  # scans are arriving: only the throttling is under test
+    node._publish_diagnostics()
+    node.stats["scans received"] += 20
+    node.stats["scans superseded"] += 14  # the worker took only 6 of 20
+    node._publish_diagnostics()
+    status = sent[-1].status[0]
+    assert status.level[0] == WARN and "14 of 20 scans superseded" in status.message
+    node.stats["scans received"] += 200  # keeping up again: the window forgets the burst
+    for _ in range(11):
+        node._publish_diagnostics()
+    assert "superseded" not in sent[-1].status[0].message

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 import traceback
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,7 @@ class LocalizerNode(Node):
         # diagnostics and input timeouts on the steady clock: they must flow even when sim time is not running
         self._started = self._last_scan = time.monotonic()
         self._last_fix: float | None = None
+        self._throttle_window = deque(maxlen=11)  # (received, superseded) at each diagnostics tick
         self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
         if len(p["initial_pose"]) == 3:
@@ -388,6 +390,16 @@ class LocalizerNode(Node):
         resized = getattr(self.imagery, "resized_tiles", 0)
         if resized:
             self.notes["tiles"] = f"degraded: {resized} imagery tiles had the wrong size and were resized"
+        self._throttle_window.append((self.stats["scans received"], self.stats["scans superseded"]))
+        received = self._throttle_window[-1][0] - self._throttle_window[0][0]
+        superseded = self._throttle_window[-1][1] - self._throttle_window[0][1]
+        if received >= 5 and 2 * superseded > received:
+            self.notes["throttled"] = (
+                f"degraded: {superseded} of {received} scans superseded in the last "
+                f"{len(self._throttle_window) - 1} s (processing slower than the input)"
+            )
+        else:
+            self.notes.pop("throttled", None)
         return out + list(self.notes.values())
 
     def _publish_diagnostics(self) -> None:
