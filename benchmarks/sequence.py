@@ -102,6 +102,7 @@ def main() -> int:
     ap.add_argument("--set", nargs="*", default=[], help="FilterConfig overrides KEY=VALUE (motion.KEY)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "sequence")
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument("--note", default="", help="sentences about this run, printed under the tables")
     ap.add_argument(
         "--write-only",
         action="store_true",
@@ -260,6 +261,8 @@ def table(report: dict, args) -> str:
             lines.append(
                 f"- {name}: {h['n']} frames; the filtered estimate is within 1 m on {h['filtered_within_1m']}{share}"
             )
+    if args.note:
+        lines += ["", args.note]
     return "\n".join(lines)
 
 

@@ -256,9 +256,9 @@ class BayesFilter:
         )
         box = sum(np.roll(np.roll(hist, a, 0), b, 1) for a in (-1, 0, 1) for b in (-1, 0, 1))
         bx, by = np.unravel_index(int(np.argmax(box)), shape)
-        centre = lo + np.array([bx, by]) - 0.5
-        near = np.hypot(*(p[:, :2] - centre).T) <= 1.5
-        mode = np.array([*centre, _circular_mean(p[near, 2], w[near])])
+        near = (np.abs(cell[:, 0] + 1 - bx) <= 1) & (np.abs(cell[:, 1] + 1 - by) <= 1)  # the densest 3x3 m
+        ws = w[near] / w[near].sum()
+        mode = np.array([*(ws @ p[near, :2]), _circular_mean(p[near, 2], ws)])
         for _ in range(3):
             d = p - mode
             d[:, 2] = wrap_angle(d[:, 2])
