@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -43,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.cloud import read_ply, render_top, shade_height  # noqa: E402
-from translocnet_ros.dataset.kitti import KittiDrive, write_calib  # noqa: E402
+from translocnet_ros.dataset.kitti import KittiDrive, rescan_drive  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors  # noqa: E402
 from translocnet_ros.evaluation.protocol import (  # noqa: E402
     PROTOCOLS,
@@ -138,37 +137,26 @@ def remap_intensity(src: Path, out: Path, source: np.ndarray, target: np.ndarray
     q = np.linspace(0, 1, 201)
     sq, tq = np.quantile(source, q), np.quantile(target, q)
     drive = KittiDrive(src)
-    data = out / "velodyne_points" / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(drive.path / "oxts", out / "oxts", dirs_exist_ok=True)
-    shutil.copyfile(
-        drive.path / "velodyne_points" / "timestamps.txt", out / "velodyne_points" / "timestamps.txt"
-    )
-    write_calib(out / "calib_imu_to_velo.txt", drive.t_imu_to_velo)
-    for f in drive.frames:
+
+    def scan_of(f: int) -> np.ndarray:
         scan = drive.scan_velo(f).copy()
         scan[:, 3] = np.interp(scan[:, 3], sq, tq)
-        scan.astype("<f4").tofile(data / f"{f:010d}.bin")
-    return out
+        return scan
+
+    return rescan_drive(drive, out, scan_of)
 
 
 def nn_intensity(geometry: Path, intensity: Path, out: Path) -> Path:
     """A copy of drive `geometry` whose points take the intensity of the nearest point of drive `intensity`
     (same poses): the real scans' geometry with the simulator's intensities."""
     geo, inten = KittiDrive(geometry), KittiDrive(intensity)
-    data = out / "velodyne_points" / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(geo.path / "oxts", out / "oxts", dirs_exist_ok=True)
-    shutil.copyfile(
-        geo.path / "velodyne_points" / "timestamps.txt", out / "velodyne_points" / "timestamps.txt"
-    )
-    write_calib(out / "calib_imu_to_velo.txt", geo.t_imu_to_velo)
-    for f in geo.frames:
+
+    def scan_of(f: int) -> np.ndarray:
         scan, ref = geo.scan_velo(f).copy(), inten.scan_velo(f)
-        _, nb = cKDTree(ref[:, :3]).query(scan[:, :3])
-        scan[:, 3] = ref[nb, 3]
-        scan.astype("<f4").tofile(data / f"{f:010d}.bin")
-    return out
+        scan[:, 3] = ref[cKDTree(ref[:, :3]).query(scan[:, :3])[1], 3]
+        return scan
+
+    return rescan_drive(geo, out, scan_of)
 
 
 def restyle_like(true_path: Path, real_path: Path, valid: np.ndarray, out: Path) -> Path:

@@ -6,6 +6,8 @@ orthophoto's projected CRS with the meridian convergence applied.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -73,6 +75,22 @@ def write_calib(path: Path, t_imu_to_velo: np.ndarray) -> None:
     r = " ".join(f"{v:.6e}" for v in t_imu_to_velo[:3, :3].ravel())
     tr = " ".join(f"{v:.6e}" for v in t_imu_to_velo[:3, 3])
     Path(path).write_text(f"calib_time: generated\nR: {r}\nT: {tr}\n")
+
+
+def rescan_drive(drive: KittiDrive, out: Path, scan_of: Callable[[int], np.ndarray]) -> Path:
+    """A copy of `drive` at `out` with the same OXTS, timestamps and calibration but each frame's scan replaced
+    by `scan_of(frame)` ((N, 4) in the LiDAR frame): experiments that change only the scans."""
+    out = Path(out)
+    data = out / "velodyne_points" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(drive.path / "oxts", out / "oxts", dirs_exist_ok=True)
+    shutil.copyfile(
+        drive.path / "velodyne_points" / "timestamps.txt", out / "velodyne_points" / "timestamps.txt"
+    )
+    write_calib(out / "calib_imu_to_velo.txt", drive.t_imu_to_velo)
+    for f in drive.frames:
+        scan_of(f).astype("<f4").tofile(data / f"{f:010d}.bin")
+    return out
 
 
 def read_timestamps(path: Path) -> np.ndarray:

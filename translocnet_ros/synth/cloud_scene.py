@@ -8,7 +8,6 @@ synthetic towns. `write_drive` stores such scans as a KITTI-layout drive that `K
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from translocnet_ros.dataset.cloud import ColoredCloud
-from translocnet_ros.dataset.kitti import KittiDrive, write_calib
+from translocnet_ros.dataset.kitti import KittiDrive, rescan_drive
 from translocnet_ros.geo.pose import rigid_inverse
 from translocnet_ros.localization.bev import local_ground
 from translocnet_ros.synth.lidar import LidarModel, LidarSimulator
@@ -135,19 +134,13 @@ def raycast_drive(
     """Re-scan a drive's frames from `scene` at the given base_link poses (N, 4: x, y, z, yaw in the
     scene's CRS; roll and pitch from the drive's OXTS) and write a KITTI-layout drive with the same OXTS,
     timestamps and calibration, so only the scans differ."""
-    out = Path(out)
-    data = out / "velodyne_points" / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(drive.path / "oxts", out / "oxts", dirs_exist_ok=True)
-    shutil.copyfile(
-        drive.path / "velodyne_points" / "timestamps.txt", out / "velodyne_points" / "timestamps.txt"
-    )
-    write_calib(out / "calib_imu_to_velo.txt", drive.t_imu_to_velo)
     base_from_velo = rigid_inverse(drive.t_imu_to_velo)
     sim = scene.simulator(model)
     rng = np.random.default_rng(seed)
-    for frame, oxts, (x, y, z, yaw) in zip(drive.frames, drive.oxts, poses_xyz_yaw):
-        wb = world_from_base(x, y, z, oxts[3], oxts[4], yaw)
-        scan = scene.scan(sim, wb @ base_from_velo, rng)
-        scan.astype("<f4").tofile(data / f"{frame:010d}.bin")
-    return out
+    pose_of = {f: (o, p) for f, o, p in zip(drive.frames, drive.oxts, poses_xyz_yaw)}
+
+    def scan_of(frame: int) -> np.ndarray:
+        oxts, (x, y, z, yaw) = pose_of[frame]
+        return scene.scan(sim, world_from_base(x, y, z, oxts[3], oxts[4], yaw) @ base_from_velo, rng)
+
+    return rescan_drive(drive, out, scan_of)
