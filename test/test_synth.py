@@ -308,3 +308,28 @@ def test_split_build_rebuilds_towns_of_another_generator_version(tmp_path, capsy
     out = capsys.readouterr().out
     assert "up to date" not in out and "frames in" in out  # generated again
     assert json.loads((town / "town.json").read_text())["generator"] == spec.generator
+
+
+def test_a_tall_building_shades_a_lower_roof_on_its_shadow_side():
+    lay = Layout(size_m=100.0, nodes=np.zeros((0, 2)), roads=[], ground=np.full((500, 500), GRASS, np.uint8))
+    lay.buildings.append(
+        Building(rect_corners(40.0, 50.0, 0.0, 10.0, 20.0), 30.0, False, True, (0, 0, 0), "slab")
+    )
+    lay.buildings.append(
+        Building(rect_corners(60.0, 50.0, 0.0, 10.0, 20.0), 6.0, False, True, (0, 0, 0), "house")
+    )
+
+    def low_roof(sun_az):
+        look = sample_look(np.random.default_rng(4), "downtown", 100.0)
+        look.relief = Relief.constant((0.0, 0.0))
+        look.gsd, look.wild, look.season = 0.25, False, "summer"
+        look.sun_az, look.sun_elev, look.shadow_strength = sun_az, np.radians(45.0), 0.6
+        look.roof_palette, look.roof_weights = [np.array([200.0, 200.0, 200.0])], np.ones(1)
+        look.grading.update(
+            hue=0.0, sat=1.0, contrast=1.0, gamma=1.0, gains=np.ones(3), haze=0.0, brightness=0.0
+        )
+        img = OrthoRenderer(lay, STYLES["downtown"], look, np.random.default_rng(4)).render(0.5)
+        return img[(50 - 7) * 2 : (50 + 7) * 2, 57 * 2 : 63 * 2].mean()  # inside the low roof (55-65 m east)
+
+    shaded, lit = low_roof(np.pi), low_roof(0.0)  # sun in the west: the 30 m slab's shadow covers the house
+    assert shaded < 0.75 * lit

@@ -239,6 +239,46 @@ class OrthoRenderer:
             self._line(mask, (p.x, p.y), np.array([p.x, p.y]) + away * p.height * k, 0.25, (0.8,))
         return cv2.GaussianBlur(mask, (0, 0), max(0.2 / self.res, 0.5))
 
+    def elevated_shadows(self) -> np.ndarray:
+        """Shadows of taller buildings and trees on lower roofs and crowns (the ground has its own), in image
+        pixels: each painted top surface looks up, at its true (undisplaced) position, the shadow of every
+        caster taller than it."""
+        lay, k, n, res = self.layout, self.shadow_k, self.n, self.res
+        away = -self.sun_dir
+        shapes = [(b.corners, b.height, b.height * (0.85 if b.pitched else 1.0)) for b in lay.buildings]
+        shapes += [
+            (_UNIT_CIRCLE * t.radius + [t.x, t.y], t.height, t.height - 0.8 * t.radius) for t in lay.trees
+        ]
+        if not shapes:
+            return np.zeros((n, n), np.float32)
+        top = np.zeros((n, n), np.float32)  # height of the painted top surface (0: ground)
+        shift = np.zeros((n, n, 2), np.float32)  # its relief displacement, pixels (x right, y down)
+        for poly, _, z in sorted(shapes, key=lambda s_: s_[2]):
+            d = self.look.relief.at(*poly.mean(0)) * z
+            pts = [self.px(poly + d)]
+            cv2.fillPoly(top, pts, float(z), cv2.LINE_8, 4)
+            cv2.fillPoly(shift, pts, (float(d[0] / res), float(-d[1] / res)), cv2.LINE_8, 4)
+        levels = np.array([2.5, 5.0, 8.0, 12.0, 17.0, 24.0, 33.0, 1e9])
+        level = np.digitize(top, levels) - 1
+        cols, rows = np.meshgrid(np.arange(n, dtype=np.float32), np.arange(n, dtype=np.float32))
+        map_x, map_y = cols - shift[..., 0], rows - shift[..., 1]
+        out = np.zeros((n, n), np.float32)
+        for li in range(len(levels) - 1):
+            sel = level == li
+            if not sel.any():
+                continue
+            z_lo, z_hi = levels[li], levels[li + 1]
+            mask = np.zeros((n, n), np.float32)
+            for poly, hc, _ in shapes:
+                if hc < min(z_hi, 1e3) + 1.0:  # only casters taller than every receiver of this level
+                    continue
+                pts = np.concatenate([poly, poly + away * (hc - z_lo) * k])
+                self._fill(mask, cv2.convexHull(pts.astype(np.float32))[:, 0], (1,))
+            if mask.any():
+                looked = cv2.remap(mask, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
+                out[sel] = looked[sel]
+        return cv2.GaussianBlur(out, (0, 0), max(0.2 / res, 0.5))
+
     def contact(self) -> np.ndarray:
         """Ambient occlusion at wall bases: ground next to buildings is a little darker."""
         m = np.zeros((self.n, self.n), np.float32)
@@ -505,6 +545,8 @@ class OrthoRenderer:
         tint = np.array([-0.08, 0.0, 0.12], np.float32)  # skylight fills shadows: bluish
         img *= (1 - shadow)[..., None] * (1 + shadow[..., None] * tint)
         self.objects(img)
+        up = self.elevated_shadows() * look.shadow_strength
+        img *= (1 - up)[..., None] * (1 + up[..., None] * tint)
         img = cv2.GaussianBlur(img, (0, 0), g["optics_blur_px"] * (0.6 if look.gsd < self.res else 1.0))
         n_out = int(round(self.layout.size_m / out_m_per_px))
         if n_out < self.n:
