@@ -12,11 +12,13 @@ can remove it, so it bounds what the imagery allows.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -29,6 +31,8 @@ from translocnet_ros.evaluation.metrics import frame_errors, summarize  # noqa: 
 from translocnet_ros.evaluation.protocol import run_protocol, write_frames_csv  # noqa: E402
 from translocnet_ros.evaluation.robustness import Corruption  # noqa: E402
 from translocnet_ros.evaluation.sequence import CONVERGED_FROM, run_sequence, score_sequence  # noqa: E402
+from translocnet_ros.geo.crs import MapFrame  # noqa: E402
+from translocnet_ros.geo.pose import Pose2D  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.filter import FilterConfig, MotionNoise  # noqa: E402
 from translocnet_ros.localization.methods import make_method  # noqa: E402
@@ -114,6 +118,12 @@ def main() -> int:
         for path in sorted(args.out.glob(f"summary_{args.split}_*.json")):
             for name, runs in json.loads(path.read_text())["methods"].items():
                 report["methods"].setdefault(name, {}).update(runs)
+        towns = [args.synth / name for name, _ in split_towns(args.split, args.towns)]
+        for name, runs in report["methods"].items():
+            if "known" in runs and "sequence" in runs:
+                runs["hard_frames"] = hard_frames(
+                    *saved_frames(args.out / name, towns, ("known", "sequence"))
+                )
         write_section("sequence", table(report, args))
         return 0
 
@@ -172,6 +182,24 @@ def main() -> int:
     if not args.no_write:
         write_section("sequence", table(report, args))
     return 0
+
+
+def saved_frames(
+    folder: Path, towns: list[Path], runs: tuple[str, ...]
+) -> list[list[tuple[np.ndarray, list]]]:
+    """Per run, (ground truth, results with est) of each town, read back from the frames CSVs."""
+    out = []
+    for run in runs:
+        parts = []
+        for town in towns:
+            src, drive = GeoTiffSource(town / "ortho.tif"), KittiDrive(town / "drive_00")
+            gt = drive.ground_truth(MapFrame.from_any(src.crs)).xy_yaw()
+            with open(folder / f"{town.name}_{run}.frames.csv") as f:
+                rows = list(csv.DictReader(f))
+            est = [Pose2D(float(r["est_x"]), float(r["est_y"]), float(r["est_yaw"])) for r in rows]
+            parts.append((gt[[int(r["frame"]) for r in rows]], [SimpleNamespace(est=e) for e in est]))
+        out.append(parts)
+    return out
 
 
 def hard_frames(known, sequence) -> dict:
