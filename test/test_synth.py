@@ -333,3 +333,13 @@ def test_a_tall_building_shades_a_lower_roof_on_its_shadow_side():
 
     shaded, lit = low_roof(np.pi), low_roof(0.0)  # sun in the west: the 30 m slab's shadow covers the house
     assert shaded < 0.75 * lit
+
+
+def test_knobs_for_true_orthos_and_the_plain_sensor():
+    looks = [sample_look(np.random.default_rng(s), "suburban", 500.0, lean_limit=0.0) for s in range(8)]
+    assert max(lk.relief.max_lean() for lk in looks) == 0.0
+    tame = [sample_look(np.random.default_rng(s), "suburban", 500.0, lean_limit=0.1) for s in range(8)]
+    full = [sample_look(np.random.default_rng(s), "suburban", 500.0) for s in range(8)]
+    for a, b in zip(tame, full):  # the same draws, scaled
+        assert a.relief.max_lean() == pytest.approx(b.relief.max_lean() * 0.1 / 0.35)
+        assert np.array_equal(a.colors["grass"], b.colors["grass"])

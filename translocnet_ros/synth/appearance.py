@@ -123,14 +123,16 @@ class Look:
         )
 
 
-def sample_relief(rng, size_m: float) -> Relief:
-    """A mosaic of source images: most towns lean noticeably, a few are near-true orthos."""
+def sample_relief(rng, size_m: float, lean_limit: float = 0.35) -> Relief:
+    """A mosaic of source images: most towns lean noticeably (up to `lean_limit`, the tangent of the largest
+    off-nadir angle), a few are near-true orthos."""
+    scale = lean_limit / 0.35
     if rng.random() < 0.1:
-        return Relief.constant(rng.normal(0, 0.01, 2))
+        return Relief.constant(rng.normal(0, 0.01, 2) * scale)
     tile = _u(rng, 120, 450)
     k = int(np.ceil(size_m / tile)) + 1
     origin = tuple(float(v) for v in -rng.uniform(0, tile, 2))
-    max_lean = _u(rng, 0.05, 0.35)
+    max_lean = _u(rng, 0.05, 0.35) * scale
     # a flight strip: neighbouring images lean similarly, with a common tendency plus per-image scatter
     common = rng.normal(0, max_lean * 0.5, 2)
     lean = common + rng.normal(0, max_lean * 0.5, (k, k, 2))
@@ -148,7 +150,9 @@ def _wild(rng) -> np.ndarray:
     return hsv(_u(rng, 0, 360), _u(rng, 0.0, 0.8), _u(rng, 0.12, 0.92))
 
 
-def sample_look(rng, style_name: str, size_m: float, wild_prob: float = 0.0) -> Look:
+def sample_look(
+    rng, style_name: str, size_m: float, wild_prob: float = 0.0, lean_limit: float = 0.35
+) -> Look:
     season = str(rng.choice(SEASONS, p=[0.45, 0.15, 0.15, 0.12, 0.13]))
     wild = bool(rng.random() < wild_prob)
     # mid-latitude daytime flights: sun in the south, give or take; some towns anywhere
@@ -156,7 +160,7 @@ def sample_look(rng, style_name: str, size_m: float, wild_prob: float = 0.0) -> 
     low = season in ("snow", "bare")
     look = Look(
         gsd=_u(rng, 0.1, 0.6),
-        relief=sample_relief(rng, size_m),
+        relief=sample_relief(rng, size_m, lean_limit),
         sun_az=float(az),
         sun_elev=float(np.radians(_u(rng, 15, 40) if low else _u(rng, 25, 65))),
         shadow_strength=_u(rng, 0.35, 0.75),

@@ -32,6 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wild-appearance", type=float, default=0.0, help="probability of colours from anywhere (training)"
     )
+    p.add_argument(
+        "--max-lean",
+        type=float,
+        default=0.35,
+        help="largest tan(off-nadir) of relief displacement (0: true ortho)",
+    )
+    p.add_argument("--plain-sensor", action="store_true", help="the plain HDL-64E model for every drive")
     p.add_argument("--force", action="store_true", help="rebuild towns that already exist")
 
 
@@ -68,6 +75,8 @@ def run(args) -> int:
             n_drives=args.drives,
             n_frames=args.frames,
             wild_appearance=args.wild_appearance,
+            max_lean=args.max_lean,
+            sensor_variety=not args.plain_sensor,
         )
         jobs = [(args.out, spec)]
     build(jobs, args.force)

@@ -597,8 +597,14 @@ def grade(img: np.ndarray, g: dict) -> np.ndarray:
 
 
 def render_orthophoto(
-    layout: Layout, style: TownStyle, m_per_px: float, rng, wild_prob: float = 0.0, look: Look | None = None
+    layout: Layout,
+    style: TownStyle,
+    m_per_px: float,
+    rng,
+    wild_prob: float = 0.0,
+    look: Look | None = None,
+    lean_limit: float = 0.35,
 ) -> tuple[np.ndarray, Look]:
     """(H, W, 3) uint8 RGB, row 0 = north edge of the town, covering [0, size_m]², and the look it used."""
-    look = look or sample_look(rng, style.name, layout.size_m, wild_prob)
+    look = look or sample_look(rng, style.name, layout.size_m, wild_prob, lean_limit)
     return OrthoRenderer(layout, style, look, rng).render(m_per_px), look

@@ -73,6 +73,8 @@ class TownSpec:
     n_frames: int = 500
     n_moving_cars: int = 12
     wild_appearance: float = 0.0  # probability of colours from anywhere instead of plausible ranges
+    max_lean: float = 0.35  # largest tan(off-nadir) of the imagery's relief displacement (0: true ortho)
+    sensor_variety: bool = True  # False: every drive uses the plain HDL-64E model (smoke tests, ablations)
     generator: int = GENERATOR_VERSION
 
 
@@ -167,7 +169,9 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
             if beside is not None:
                 cars.append(beside)
         drives.append((traj, traffic))
-    ortho, look = render_orthophoto(layout, style, spec.m_per_px, rng, spec.wild_appearance)
+    ortho, look = render_orthophoto(
+        layout, style, spec.m_per_px, rng, spec.wild_appearance, lean_limit=spec.max_lean
+    )
     reg_err = rng.normal(0, 0.2, 2)  # small georegistration error of the imagery
     transform = Affine(spec.m_per_px, 0, e0 + reg_err[0], 0, -spec.m_per_px, n0 + spec.size_m + reg_err[1])
     write_geotiff(out_dir / "ortho.tif", ortho, transform, frame.crs)
@@ -178,9 +182,11 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
     base_from_velo = rigid_inverse(KITTI_T_IMU_TO_VELO)
     sensors = []
     for d, (traj, traffic) in enumerate(drives):
-        sim.set_model(sample_sensor(rng))
+        sensor = sample_sensor(rng)  # drawn either way, so both settings share every other random draw
+        sim.set_model(sensor if spec.sensor_variety else LidarModel())
         sensors.append(
             dict(
+                plain_hdl64e=not spec.sensor_variety,
                 max_range_m=round(sim.model.max_range_m, 1),
                 dropout=round(sim.model.dropout, 3),
                 blind_sectors_deg=[[round(c, 1), round(w, 1)] for c, w in sim.model.blind_sectors_deg],
