@@ -236,6 +236,8 @@ def _line(e: dict) -> str:
 
 def table(report: dict, args) -> str:
     cmd = "python benchmarks/sequence.py" + (f" --towns {args.towns}" if args.towns else "")
+    if args.synth != ROOT / "data" / "synth":
+        cmd += f" --synth {args.synth.relative_to(ROOT) if args.synth.is_relative_to(ROOT) else args.synth}"
     if args.methods != ["ncc", "translocnet"]:
         cmd += " --methods " + " ".join(args.methods)
     lines = [
@@ -263,11 +265,12 @@ def table(report: dict, args) -> str:
             c = e["converged"]
             reg = e.get("converged_registration_removed", {}).get("position_error_m", {}).get("mean")
             lat, flt = e.get("latency_ms"), e.get("filter_ms")
+            reg = "" if reg is None else f"{reg:.2f}"
             step = f"{lat['p50']:.0f} / {lat['p95']:.0f}" if lat else ""
             fstep = f"{flt['p50']:.1f} / {flt['p95']:.1f}" if flt else ""
             lines.append(
                 f"| {name} | {LABELS[run]} | {e.get('towns', '')} | {c['n']} | {c['position_error_m']['mean']:.2f} "
-                f"| {c['position_error_m']['median']:.2f} | {'' if reg is None else round(reg, 2)} "
+                f"| {c['position_error_m']['median']:.2f} | {reg} "
                 f"| {c['yaw_error_deg']['mean']:.2f} | {c['lateral_recall']['1m']:.1%} "
                 f"| {c['longitudinal_recall']['1m']:.1%} | {c['yaw_recall']['1deg']:.1%} "
                 f"| {' '.join(str(f) for f in e.get('first_fix_frame', []))} | {e.get('divergences', '')} "
