@@ -63,3 +63,22 @@ def rigid_inverse(t: np.ndarray) -> np.ndarray:
     inv[:3, :3] = t[:3, :3].T
     inv[:3, 3] = -t[:3, :3].T @ t[:3, 3]
     return inv
+
+
+def world_from_base(x: float, y: float, z: float, roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """4x4 base_link pose, rotation Rz(yaw) Ry(pitch) Rx(roll) as OXTS (and the synthetic towns) use."""
+    cy, sy, cp, sp, cr, sr = (
+        np.cos(yaw),
+        np.sin(yaw),
+        np.cos(pitch),
+        np.sin(pitch),
+        np.cos(roll),
+        np.sin(roll),
+    )
+    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
+    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+    t = np.eye(4)
+    t[:3, :3] = rz @ ry @ rx
+    t[:3, 3] = [x, y, z]
+    return t

@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 
 from translocnet_ros.dataset.cloud import ColoredCloud
 from translocnet_ros.dataset.kitti import KittiDrive, rescan_drive
-from translocnet_ros.geo.pose import rigid_inverse
+from translocnet_ros.geo.pose import rigid_inverse, world_from_base
 from translocnet_ros.localization.bev import local_ground
 from translocnet_ros.synth.lidar import LidarModel, LidarSimulator
 from translocnet_ros.synth.styles import ASPHALT, CANOPY, GRASS, ROOF, SIDEWALK, WALL
@@ -102,25 +102,6 @@ class CloudScene:
         local = world_from_sensor.copy()
         local[:3, 3] -= self.origin
         return sim.scan(local, [], rng)
-
-
-def world_from_base(x: float, y: float, z: float, roll: float, pitch: float, yaw: float) -> np.ndarray:
-    """4x4 base_link pose, rotation Rz(yaw) Ry(pitch) Rx(roll) as OXTS (and the synthetic towns) use."""
-    cy, sy, cp, sp, cr, sr = (
-        np.cos(yaw),
-        np.sin(yaw),
-        np.cos(pitch),
-        np.sin(pitch),
-        np.cos(roll),
-        np.sin(roll),
-    )
-    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
-    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
-    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
-    t = np.eye(4)
-    t[:3, :3] = rz @ ry @ rx
-    t[:3, 3] = [x, y, z]
-    return t
 
 
 def raycast_drive(

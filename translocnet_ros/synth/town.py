@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from translocnet_ros.dataset.kitti import OXTS_FIELDS, format_timestamp, write_calib
 from translocnet_ros.geo.crs import MapFrame
-from translocnet_ros.geo.pose import rigid_inverse
+from translocnet_ros.geo.pose import rigid_inverse, world_from_base
 from translocnet_ros.synth.drive import companion_vehicle, make_trajectory, moving_cars
 from translocnet_ros.synth.layout import generate_layout
 from translocnet_ros.synth.lidar import LidarModel, LidarSimulator, sample_sensor
@@ -85,21 +85,8 @@ def _world_from_base(layout, x, y, yaw):
     gy = (layout.terrain_z(x, y + e) - layout.terrain_z(x, y - e)) / (2 * e)
     pitch = -np.arctan(gx * np.cos(yaw) + gy * np.sin(yaw))
     roll = np.arctan(-gx * np.sin(yaw) + gy * np.cos(yaw))
-    cy, sy, cp, sp, cr, sr = (
-        np.cos(yaw),
-        np.sin(yaw),
-        np.cos(pitch),
-        np.sin(pitch),
-        np.cos(roll),
-        np.sin(roll),
-    )
-    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
-    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
-    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
-    t = np.eye(4)
-    t[:3, :3] = rz @ ry @ rx
-    t[:3, 3] = [x, y, float(layout.terrain_z(x, y)) + IMU_HEIGHT_M]
-    return t, float(roll), float(pitch)
+    z = float(layout.terrain_z(x, y)) + IMU_HEIGHT_M
+    return world_from_base(x, y, z, roll, pitch, yaw), float(roll), float(pitch)
 
 
 def write_geotiff(path: Path, img: np.ndarray, transform: Affine, crs) -> None:
