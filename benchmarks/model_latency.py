@@ -35,6 +35,8 @@ from translocnet_ros.model.network import TransLocNet  # noqa: E402
 from translocnet_ros.synth.cli import build  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402
 
+HELSINKI = ROOT.parent / "shared" / "data" / "helsinki-dev"
+
 
 def untrained_model(folder: Path) -> Path:
     torch.manual_seed(0)
@@ -53,14 +55,16 @@ def untrained_model(folder: Path) -> Path:
     return folder / "translocnet.pt"
 
 
-def time_method(kind: str, model: str | None, town: Path, protocols: list[str], queue) -> None:
+def time_method(
+    kind: str, model: str | None, drive_dir: Path, ortho: Path, every: int, protocols: list[str], queue
+) -> None:
     """In a fresh process, so that its peak memory is this method's alone: per-frame latency per protocol."""
     from translocnet_ros.localization.translocnet import TransLocNetLocalizer
 
-    drive = KittiDrive(town / "drive_00")
-    src = GeoTiffSource(town / "ortho.tif")
+    drive = KittiDrive(drive_dir)
+    src = GeoTiffSource(ortho)
     gt = drive.ground_truth(MapFrame.from_any(src.crs)).poses
-    frames = list(range(0, len(gt), 2))
+    frames = list(range(0, len(gt), every))
     method = NccLocalizer() if kind == "ncc" else TransLocNetLocalizer(model, device="cpu")
     out = {}
     for protocol in protocols:
@@ -79,6 +83,10 @@ def main() -> int:
     name, spec = split_towns("test", 1)[0]
     town = ROOT / "data" / "synth" / name
     build([(town, spec)], force=False)
+    datasets = [(f"synthetic `{name}`", town / "drive_00", town / "ortho.tif", 2)]
+    site = HELSINKI / "111140337709579"
+    if site.exists():  # real-size scans (about 120k points, returns to 80 m)
+        datasets.append((f"helsinki-dev `{site.name}` (real size)", site / "drive", site / "ortho.tif", 1))
     protocols = ["known", "unknown"]
     ctx = multiprocessing.get_context("spawn")
     rows = []
@@ -88,38 +96,42 @@ def main() -> int:
             ("translocnet", "untrained (same architecture)", str(untrained_model(Path(tmp)))),
             ("ncc", "classic baseline", None),
         ]
-        for kind, label, model in runs:
-            queue = ctx.Queue()
-            proc = ctx.Process(target=time_method, args=(kind, model, town, protocols, queue))
-            proc.start()
-            lat, peak_mb, n = queue.get()
-            proc.join()
-            for protocol in protocols:
-                rows.append((kind, label, protocol, lat[protocol], peak_mb))
-                print(
-                    f"{kind:12s} {label:32s} {protocol:8s} p50 {np.percentile(lat[protocol], 50):7.1f} ms  "
-                    f"p95 {np.percentile(lat[protocol], 95):7.1f} ms  peak {peak_mb:.0f} MB",
-                    flush=True,
+        for data_label, drive_dir, ortho, every in datasets:
+            for kind, label, model in runs:
+                queue = ctx.Queue()
+                proc = ctx.Process(
+                    target=time_method, args=(kind, model, drive_dir, ortho, every, protocols, queue)
                 )
+                proc.start()
+                lat, peak_mb, n = queue.get()
+                proc.join()
+                for protocol in protocols:
+                    rows.append((data_label, n, kind, label, protocol, lat[protocol], peak_mb))
+                    print(
+                        f"{data_label:40s} {kind:12s} {label:32s} {protocol:8s} "
+                        f"p50 {np.percentile(lat[protocol], 50):7.1f} ms  "
+                        f"p95 {np.percentile(lat[protocol], 95):7.1f} ms  peak {peak_mb:.0f} MB",
+                        flush=True,
+                    )
     lines = [
         "## Inference cost on CPU: TransLocNet (trained and untrained) beside NCC",
         "",
-        f"Command: `python benchmarks/model_latency.py`. {n} frames of `{name}` per row (imagery read from the "
-        f"GeoTIFF included), torch threads: {torch.get_num_threads()}, each method in its own process; peak "
+        "Command: `python benchmarks/model_latency.py`. Frames per row as given (the first, which opens the "
+        f"GeoTIFF, left out; imagery read from the GeoTIFF included), torch threads: {torch.get_num_threads()}, each method in its own process; peak "
         f"memory = that process's peak resident set (Python, torch, the model, imagery). Machine: {machine()}. "
         f"Date: {time.strftime('%Y-%m-%d')}.",
         "",
-        "| method | weights | protocol | yaw hypotheses | p50 [ms] | p95 [ms] | peak memory [MB] |",
-        "|---|---|---|---|---|---|---|",
+        "| scans | frames | method | weights | protocol | yaw hypotheses | p50 [ms] | p95 [ms] | peak memory [MB] |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for kind, label, protocol, lat, peak_mb in rows:
+    for data_label, n, kind, label, protocol, lat, peak_mb in rows:
         k = (
             "21 (1 deg)"
             if protocol == "known"
             else ("144 (2.5 deg)" if kind == "translocnet" else "120 + refine")
         )
         lines.append(
-            f"| {kind} | {label} | {protocol} | {k} | {np.percentile(lat, 50):.0f} | {np.percentile(lat, 95):.0f} "
+            f"| {data_label} | {n} | {kind} | {label} | {protocol} | {k} | {np.percentile(lat, 50):.0f} | {np.percentile(lat, 95):.0f} "
             f"| {peak_mb:.0f} |"
         )
     write_section("model-cost", "\n".join(lines))
