@@ -111,6 +111,8 @@ def table(rows, args) -> str:
         cmd += " --protocols " + " ".join(args.protocols)
     if args.every != 2:
         cmd += f" --every {args.every}"
+    if args.every_unknown != 5:
+        cmd += f" --every-unknown {args.every_unknown}"
     lines = [
         f"## {args.title}",
         "",
