@@ -20,7 +20,7 @@ from translocnet_ros.synth.appearance import Look, hsv, sample_look
 from translocnet_ros.synth.layout import Building, Layout, rect_corners
 from translocnet_ros.synth.styles import ASPHALT, DIRT, GRASS, GRAVEL, MARKING, PAVEMENT, SIDEWALK, TownStyle
 
-_MAT_NAME = {
+GROUND_COLOR_NAME = {  # ground materials -> their entry in the town look's colours
     GRASS: "grass",
     ASPHALT: "asphalt",
     MARKING: "marking",
@@ -131,7 +131,7 @@ class OrthoRenderer:
         mat = cv2.resize(self.layout.ground, (n, n), interpolation=cv2.INTER_NEAREST)
         color = np.zeros((256, 3), np.float32)
         weights = np.zeros((256, 3), np.float32)  # amplitude x (fine, mid, coarse)
-        for m, name in _MAT_NAME.items():
+        for m, name in GROUND_COLOR_NAME.items():
             color[m] = look.colors[name]
             if name != "marking":
                 amp, w = look.texture[name]

@@ -20,18 +20,11 @@ from translocnet_ros.synth.drive import companion_vehicle, make_trajectory, movi
 from translocnet_ros.synth.layout import generate_layout
 from translocnet_ros.synth.lidar import LidarModel, LidarSimulator, sample_sensor
 from translocnet_ros.synth.meshing import scene_mesh
-from translocnet_ros.synth.render import render_orthophoto
+from translocnet_ros.synth.render import GROUND_COLOR_NAME, render_orthophoto
 from translocnet_ros.synth.styles import (
-    ASPHALT,
     CANOPY,
-    DIRT,
-    GRASS,
-    GRAVEL,
     HEDGE,
-    MARKING,
-    PAVEMENT,
     ROOF,
-    SIDEWALK,
     STYLES,
     WALL,
 )
@@ -116,18 +109,7 @@ def surface_brightness(look) -> np.ndarray:
     """(256,) visible brightness 0..1 of each material in this town's orthophoto, for the LiDAR's weak tie
     between reflectance and colour."""
     out = np.full(256, 0.4, np.float32)
-    names = {
-        GRASS: "grass",
-        ASPHALT: "asphalt",
-        MARKING: "marking",
-        SIDEWALK: "sidewalk",
-        DIRT: "dirt",
-        PAVEMENT: "pavement",
-        GRAVEL: "gravel",
-        WALL: "facade",
-        CANOPY: "canopy",
-        HEDGE: "canopy",
-    }
+    names = {**GROUND_COLOR_NAME, WALL: "facade", CANOPY: "canopy", HEDGE: "canopy"}
     for m, name in names.items():
         out[m] = float(np.mean(look.colors[name])) / 255.0
     out[ROOF] = float(np.mean(look.roof_palette)) / 255.0
