@@ -4,9 +4,9 @@ the oldest supported torch, not only on the one they were exported with.)
 Two steps, because the other torch lives in its own environment (old Linux wheels are multi-GB CUDA builds, so
 this stays out of CI):
 
-    python benchmarks/torch_compat.py reference --model models/translocnet.pt --out /tmp/ref.pt
+    python benchmarks/torch_compat.py reference --model models/translocnet.pt --out ref.pt
     /path/to/old-torch-venv/bin/python benchmarks/torch_compat.py check --model models/translocnet.pt \
-        --ref /tmp/ref.pt
+        --ref ref.pt
 
 `check` needs only torch and the standard library. It prints the torch version, the largest logit difference
 and exits 1 when the file does not load or differs by more than --tol. `report` does both steps for every
