@@ -7,7 +7,9 @@ town in a real projected CRS. One seeded generator drives every random choice, s
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -32,6 +34,17 @@ class Road:
     a: int  # node indices
     b: int
     width: float
+
+
+class RoadSegment(NamedTuple):
+    """A road's geometry for drawing along it: ends, unit direction, left normal, length."""
+
+    road: Road
+    p: np.ndarray
+    q: np.ndarray
+    u: np.ndarray
+    nrm: np.ndarray
+    length: float
 
 
 @dataclass
@@ -86,6 +99,15 @@ class Layout:
     bends: set[int] = field(default_factory=set)  # road nodes that only bend a street (no crossing)
     slope: tuple[float, float] = (0.0, 0.0)
     bumps: tuple[float, float, float] = (0.0, 300.0, 0.0)  # amplitude, wavelength, phase
+
+    def road_segments(self, min_length_m: float = 1.0) -> Iterator[RoadSegment]:
+        """Every road at least min_length_m long, with its direction and normal."""
+        for r in self.roads:
+            p, q = self.nodes[r.a], self.nodes[r.b]
+            d = q - p
+            length = float(np.linalg.norm(d))
+            if length >= min_length_m:
+                yield RoadSegment(r, p, q, d / length, np.array([-d[1], d[0]]) / length, length)
 
     def terrain_z(self, x, y):
         """Ground height (m) at town-local x, y: a gentle slope plus a long-wave undulation."""
@@ -606,13 +628,7 @@ def place_street_furniture(layout: Layout, style: TownStyle, occ: np.ndarray, rn
             r = rng.uniform(0.5, 1.8)
             layout.bushes.append(Tree(x, y, r, rng.uniform(0.7, 2.5)))
     # street edges: hedges, fences or low walls behind the sidewalk, bollards, bins, signs and benches on it
-    for road in layout.roads:
-        p, q = layout.nodes[road.a], layout.nodes[road.b]
-        d = q - p
-        length = float(np.linalg.norm(d))
-        if length < 10:
-            continue
-        u, nrm = d / length, np.array([-d[1], d[0]]) / length
+    for road, p, _, u, nrm, length in layout.road_segments(min_length_m=10.0):
         yaw = float(np.arctan2(u[1], u[0]))
         for side in (-1, 1):
             edge = rng.choice(["hedge", "fence", "none"], p=[style.hedge_prob, 0.25, 0.75 - style.hedge_prob])

@@ -113,14 +113,8 @@ def scene_mesh(layout: Layout, sidewalk_m: float) -> tuple[trimesh.Trimesh, np.n
     mb.add(v, f, 255)  # 255 = look up the ground raster at the hit point
     z = layout.terrain_z
     if sidewalk_m > 0:
-        for r in layout.roads:
-            p, q = layout.nodes[r.a], layout.nodes[r.b]
-            d = q - p
-            length = float(np.linalg.norm(d))
-            if length < 1:
-                continue
-            nrm = np.array([-d[1], d[0]]) / length
-            yaw = float(np.arctan2(d[1], d[0]))
+        for r, p, q, _, nrm, length in layout.road_segments():
+            yaw = float(np.arctan2(q[1] - p[1], q[0] - p[0]))
             for side in (-1, 1):
                 m = (p + q) / 2 + nrm * side * (r.width / 2 + sidewalk_m / 2)
                 curb = Box2(*m, yaw, max(length - r.width - 2 * sidewalk_m, 0.5), sidewalk_m, 0.15)

@@ -162,13 +162,7 @@ class OrthoRenderer:
         """Asphalt repairs, manholes, wheel tracks and curbs, only where there is asphalt."""
         rng, lay = self.rng, self.layout
         layer = np.ones((self.n, self.n), np.float32)
-        for r in lay.roads:
-            p, q = lay.nodes[r.a], lay.nodes[r.b]
-            d = q - p
-            length = float(np.linalg.norm(d))
-            if length < 1:
-                continue
-            u, nrm = d / length, np.array([-d[1], d[0]]) / length
+        for r, p, q, u, nrm, length in lay.road_segments():
             for side in (-1, 1):  # wheel tracks: darker (or polished) lanes
                 off = nrm * side * r.width / 4
                 self._line(layer, p + off, q + off, 1.4, (0.93,) * 3)
@@ -198,13 +192,7 @@ class OrthoRenderer:
         # curbs: a light line along the road edge where there are sidewalks
         if self.style.sidewalk_m > 0:
             curb = np.zeros((self.n, self.n), np.float32)
-            for r in lay.roads:
-                p, q = lay.nodes[r.a], lay.nodes[r.b]
-                d = q - p
-                length = float(np.linalg.norm(d))
-                if length < 1:
-                    continue
-                nrm = np.array([-d[1], d[0]]) / length
+            for r, p, q, _, nrm, _ in lay.road_segments():
                 for side in (-1, 1):
                     self._line(
                         curb, p + nrm * side * r.width / 2, q + nrm * side * r.width / 2, 0.3, (1.0,) * 3
