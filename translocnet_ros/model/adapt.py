@@ -11,7 +11,6 @@ default. It reads scans and imagery only: never OXTS, GNSS, TF poses or any othe
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -144,5 +143,4 @@ def run(args) -> int:
         f"aerial mean {np.round(stats['before']['rgb_mean'], 3).tolist()} -> "
         f"{np.round(stats['after']['rgb_mean'], 3).tolist()}"
     )
-    print(json.dumps({"model": str(args.out)}))
     return 0
