@@ -89,17 +89,30 @@ def test_the_launch_file_uses_these_arguments():
     assert {"launch_arguments", "node_overrides", "DeclareLaunchArgument"} <= called
 
 
+def _flat(values: dict, prefix: str = "") -> dict:
+    """Nested YAML sections as ROS 2 reads them: `filter: {enabled: ...}` is the parameter filter.enabled."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 @pytest.mark.parametrize("name", ["localizer.yaml", "kitti.yaml"])
 def test_params_files_name_only_real_parameters(name):
-    values = yaml.safe_load((ROOT / "config" / name).read_text())["/**"]["ros__parameters"]
+    values = _flat(yaml.safe_load((ROOT / "config" / name).read_text())["/**"]["ros__parameters"])
     assert set(values) <= set(PARAMETERS), set(values) - set(PARAMETERS)
     for key, value in values.items():
         assert type(value) is type(PARAMETERS[key].default), key
 
 
 def test_localizer_yaml_lists_every_parameter():
-    values = yaml.safe_load((ROOT / "config" / "localizer.yaml").read_text())["/**"]["ros__parameters"]
+    values = _flat(yaml.safe_load((ROOT / "config" / "localizer.yaml").read_text())["/**"]["ros__parameters"])
     assert set(values) == set(PARAMETERS)
+    for name, value in values.items():  # the file's values are the defaults
+        assert value == PARAMETERS[name].default, name
 
 
 def test_dds_dynamic_memory_profile_exists_and_frees_reader_buffers():

@@ -7,7 +7,6 @@ frames; every frame is scored. Ground truth draws the prior and the odometry, an
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 from tqdm import tqdm
@@ -18,8 +17,9 @@ from translocnet_ros.evaluation.protocol import PROTOCOLS, FrameResult, draw_pri
 from translocnet_ros.evaluation.robustness import Corruption
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D
-from translocnet_ros.localization.filter import BayesFilter, FilterConfig, fuse_scan
-from translocnet_ros.localization.types import ImagerySource, LocalizationError
+from translocnet_ros.localization.filter import FilterConfig
+from translocnet_ros.localization.fusion import FilteredLocalizer
+from translocnet_ros.localization.types import ImagerySource
 
 MAX_GAP_S, MAX_STEP_M = 0.2, 5.0  # consecutive frames of a sequential drive
 CONVERGED_FROM = 9  # the `converged` block scores frames from the 10th on
@@ -83,23 +83,19 @@ def run_sequence(
     odometry = noisy_odometry(poses, seed)
     if corruption is not None:
         odometry = corruption.odometry(odometry)
-    filt = BayesFilter(filter_config)
+    engine = FilteredLocalizer(method, filter_config)  # what the node runs, scans behind the same checks
     reckoned = draw_priors(gt.poses, "known", seed)[idx[0]]
-    filt.seed(reckoned, PROTOCOLS["known"], "first prior")
+    engine.seed(reckoned, PROTOCOLS["known"], "first prior")
     results = []
     for n, frame in enumerate(
         tqdm(frames, desc=f"sequence {method.name}", disable=not progress, unit="frame")
     ):
         if n:
-            filt.predict(odometry[n])
             reckoned = reckoned.compose(odometry[n])
         scan = drive.scan_base(frame) if corruption is None else corruption.scan(n, drive, poses)
-        t0 = time.perf_counter()
-        try:
-            est, error, filter_ms = fuse_scan(filt, method, scan, imagery), "", filt.update_ms
-        except LocalizationError as exc:
-            est, error, filter_ms = filt.estimate, str(exc), float("nan")
-        latency = 1e3 * (time.perf_counter() - t0)
+        # dead reckoning plays the node's odom -> base_link: the engine takes the increments from it
+        step = engine.step(scan, imagery, reckoned)
+        est = step.estimate
         results.append(
             FrameResult(
                 frame,
@@ -107,10 +103,10 @@ def run_sequence(
                 est.pose,
                 est.covariance,
                 est.confidence,
-                latency,
-                error,
-                filter_ms,
-                filt.state.name,
+                step.latency_ms,
+                step.error,
+                step.filter_ms,
+                step.state,
             )
         )
     return gt.xy_yaw()[idx], results

@@ -31,7 +31,7 @@ from enum import Enum
 from typing import Protocol
 
 import numpy as np
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import gaussian_filter, map_coordinates
 from scipy.special import logsumexp
 
 from translocnet_ros.geo.crs import wrap_angle
@@ -77,6 +77,8 @@ class FilterConfig:
     search_yaw_deg: float = 10.0
     lost_radius_m: float = 60.0  # window after a divergence
     lost_yaw_deg: float = 15.0
+    unknown_motion_m: float = 2.0  # per scan without odometry: random walk of this sd in x and y
+    unknown_motion_deg: float = 5.0  # and in yaw (the scans alone must then keep up with the vehicle)
     converged_confidence: float = 0.5  # posterior mass within 1 m and 2 deg of the mode
     min_support: float = 3.0  # a scan backs the belief when its density there is this many x uniform
     diverge_window: int = 10  # diverged when, of the last diverge_window scans,
@@ -145,16 +147,21 @@ class BayesFilter:
         return True
 
     # --- predict ----------------------------------------------------------------------------------------------
-    def predict(self, increment: Pose2D) -> None:
-        """Odometry: the vehicle moved by `increment` (x, y, yaw in the previous base_link)."""
+    def predict(self, increment: Pose2D | None) -> None:
+        """Odometry: the vehicle moved by `increment` (x, y, yaw in the previous base_link); None = unknown
+        (no odometry for this scan): a random walk of unknown_motion_m / unknown_motion_deg instead."""
         if self.mode is None:
             return
+        c = self.cfg
+        if increment is None:
+            increment = Pose2D(0.0, 0.0, 0.0)
+            sd = [c.unknown_motion_m] * 2 + [np.radians(c.unknown_motion_deg)]
+        else:
+            m, d = c.motion, float(np.hypot(increment.x, increment.y))
+            sd = [m.trans_per_m * d + m.trans_m] * 2 + [np.radians(m.yaw_deg_per_m * d + m.yaw_deg)]
         self.mode = self.mode.compose(increment)
         if len(self.particles) == 0:
             return
-        m = self.cfg.motion
-        d = float(np.hypot(increment.x, increment.y))
-        sd = [m.trans_per_m * d + m.trans_m] * 2 + [np.radians(m.yaw_deg_per_m * d + m.yaw_deg)]
         noise = self.rng.normal(size=self.particles.shape) * sd
         lx, ly = increment.x + noise[:, 0], increment.y + noise[:, 1]
         p = self.particles
@@ -234,6 +241,20 @@ class BayesFilter:
     def _weights(self) -> np.ndarray:
         w = np.exp(self.logw - self.logw.max())
         return w / w.sum()
+
+    def posterior_image(self, centre: Pose2D, radius_m: float, m_per_px: float = 1.0) -> np.ndarray | None:
+        """The posterior's position marginal on a north-up grid of +-radius_m around `centre` (row 0 north,
+        as a method's likelihood image): particle weights per cell, lightly blurred. None while the belief is
+        still a prior's uniform window."""
+        if self._region is not None or len(self.particles) == 0:
+            return None
+        n = int(round(radius_m / m_per_px))
+        j = np.round((self.particles[:, 0] - centre.x) / m_per_px).astype(int) + n
+        i = n - np.round((self.particles[:, 1] - centre.y) / m_per_px).astype(int)
+        inside = (i >= 0) & (i <= 2 * n) & (j >= 0) & (j <= 2 * n)
+        size = 2 * n + 1
+        flat = np.bincount(i[inside] * size + j[inside], self._weights()[inside], size * size)
+        return gaussian_filter(flat.reshape(size, size), 0.7)
 
     def _resample_if_degenerate(self) -> None:
         """Systematic resampling when the effective sample size falls below half the particles."""

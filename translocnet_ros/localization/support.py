@@ -20,6 +20,7 @@ from translocnet_ros.localization.types import (
     ImagerySource,
     LocalizationError,
     Localizer,
+    ScoreVolume,
     SearchWindow,
 )
 
@@ -135,6 +136,25 @@ class SupportedLocalizer:
         self.method = method
         self.limits = limits or SupportLimits()
         self.name, self.device = method.name, method.device
+
+    @property
+    def temperature(self) -> float:
+        return getattr(self.method, "temperature", 1.0)
+
+    def score_volume(
+        self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
+    ) -> ScoreVolume:
+        """The method's likelihood volume behind the same scan and imagery checks as localize(); a volume that
+        is not finite raises LocalizationError too (a filter fuses it, so it must be sound as a whole)."""
+        if not hasattr(self.method, "score_volume"):
+            raise LocalizationError(f"method {self.name} has no likelihood volume")
+        problem = scan_problem(scan, self.limits)
+        if problem:
+            raise LocalizationError(problem)
+        volume = self.method.score_volume(scan, _CheckedImagery(imagery, self.limits), prior, window)
+        if not np.isfinite(volume.logits).all():
+            raise LocalizationError("the method returned a non-finite likelihood")
+        return volume
 
     def localize(
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow

@@ -1,6 +1,8 @@
 """The `localizer` node: PointCloud2 + a prior in, PoseWithCovarianceStamped + TF out (AMCL conventions).
 
-The node only converts messages, keeps parameters, threads and timing; localization is the ROS-free engine.
+The node only converts messages, keeps parameters, threads and timing; localization is the ROS-free engine
+(localization/fusion.py): with `filter.enabled` the temporal filter that `eval --protocol sequence` runs, fed
+with the odom -> base_frame motion between scans, publishing its posterior once converged.
 Scans are processed on a worker thread, newest first: a scan that arrives while the previous one is being
 processed replaces the waiting one (counted as superseded), so callbacks never block and latency never grows.
 Every received scan ends in exactly one counter: superseded, rejected (with the reason) or localized.
@@ -32,11 +34,10 @@ from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D, transform_cloud
 from translocnet_ros.geo.tf_tree import TransformError
 from translocnet_ros.imagery.open import open_imagery
+from translocnet_ros.localization.fusion import FilteredLocalizer, SingleScanLocalizer
 from translocnet_ros.localization.methods import make_method
 from translocnet_ros.localization.support import SupportedLocalizer
-from translocnet_ros.localization.tracker import State, Tracker, TrackerConfig
 from translocnet_ros.localization.translocnet import DEFAULT_MODEL
-from translocnet_ros.localization.types import LocalizationError
 from translocnet_ros.ros.convert import (
     diagnostic_status,
     likelihood_image,
@@ -48,7 +49,7 @@ from translocnet_ros.ros.convert import (
     stamp_to_sec,
     transform_msg,
 )
-from translocnet_ros.ros.parameters import PARAMETERS, cross_check
+from translocnet_ros.ros.parameters import PARAMETERS, cross_check, filter_config, tracker_config
 from translocnet_ros.ros.pointcloud2 import CloudFormatError, cloud_to_xyzi
 from translocnet_ros.ros.transforms import TF_QOS, TransformSource
 from translocnet_ros.ros.validate import clip, fix_problem, initial_pose_problem, stamp_problem
@@ -65,17 +66,6 @@ POINTS_DEPTH = 10  # the callback only hands the scan over, so a short queue nev
 OK, WARN, ERROR = DiagnosticStatus.OK[0], DiagnosticStatus.WARN[0], DiagnosticStatus.ERROR[0]
 
 
-def tracker_config(p: dict) -> TrackerConfig:
-    return TrackerConfig(
-        p["search_radius_m"],
-        p["search_yaw_deg"],
-        p["tracking_radius_m"],
-        p["tracking_yaw_deg"],
-        p["confidence_tracking"],
-        p["confidence_publish"],
-    )
-
-
 class LocalizerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("localizer", **kwargs)
@@ -84,8 +74,6 @@ class LocalizerNode(Node):
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
         self.p = p
         self.map_origin = np.array(p["map_origin"], float)
-        self.tracker = Tracker(tracker_config(p))
-        self._tracker_lock = threading.Lock()  # callbacks set priors while the worker tracks
         self.stats = {
             "scans received": 0,
             "scans superseded": 0,
@@ -102,6 +90,12 @@ class LocalizerNode(Node):
         self.last_rejected_prior = "-"
         self.localizer = self.imagery = self.map_frame_geo = None
         self._setup_engine()
+        # the engine (thread-safe: callbacks set priors while the worker localizes)
+        self.engine = (
+            FilteredLocalizer(self.localizer, filter_config(p), p["confidence_publish"])
+            if p["filter.enabled"]
+            else SingleScanLocalizer(self.localizer, tracker_config(p))
+        )
 
         self.tf = TransformSource(self, tolerance_s=0.0)  # no extrapolation: wait for in-flight TF instead
         self.pose_pub = self.create_publisher(PoseWithCovarianceStamped, "~/pose", POSE_QOS)
@@ -132,7 +126,7 @@ class LocalizerNode(Node):
 
         if len(p["initial_pose"]) == 3:
             x, y, yaw = p["initial_pose"]
-            self.tracker.set_initial_pose(Pose2D(x + self.map_origin[0], y + self.map_origin[1], yaw))
+            self.engine.set_initial_pose(Pose2D(x + self.map_origin[0], y + self.map_origin[1], yaw))
         self._pending: PointCloud2 | None = None
         self._cv = threading.Condition()
         self._out_lock = threading.Lock()  # held while publishing from the worker; shutdown takes it
@@ -183,8 +177,10 @@ class LocalizerNode(Node):
         if problem:
             return SetParametersResult(successful=False, reason=problem)
         self.p = new
-        with self._tracker_lock:
-            self.tracker.cfg = tracker_config(new)
+        if isinstance(self.engine, FilteredLocalizer):
+            self.engine.configure(filter_config(new), new["confidence_publish"])
+        else:
+            self.engine.configure(tracker_config(new))
         return SetParametersResult(successful=True)
 
     # ---- callbacks (never block) --------------------------------------------------------------------------
@@ -213,8 +209,7 @@ class LocalizerNode(Node):
             return self._reject_prior("NavSatFix", problem)
         self._last_fix = time.monotonic()
         x, y = self.map_frame_geo.to_map(msg.latitude, msg.longitude)
-        with self._tracker_lock:
-            self.tracker.set_gnss(float(x), float(y))
+        self.engine.set_gnss(float(x), float(y))
 
     def _on_initial_pose(self, msg: PoseWithCovarianceStamped) -> None:
         if msg.header.frame_id not in ("", self.p["map_frame"]):
@@ -227,11 +222,10 @@ class LocalizerNode(Node):
         if problem:
             return self._reject_prior("/initialpose", problem)
         pose, cov = pose_from_msg(msg)
-        with self._tracker_lock:
-            self.tracker.set_initial_pose(
-                Pose2D(pose.x + self.map_origin[0], pose.y + self.map_origin[1], pose.yaw),
-                float(np.sqrt(max(cov[2, 2], 0.0))),
-            )
+        self.engine.set_initial_pose(
+            Pose2D(pose.x + self.map_origin[0], pose.y + self.map_origin[1], pose.yaw),
+            float(np.sqrt(max(cov[2, 2], 0.0))),
+        )
         self.get_logger().info(
             f"initial pose ({pose.x:.1f}, {pose.y:.1f}, {np.degrees(pose.yaw):.0f} deg): wide search"
         )
@@ -240,8 +234,7 @@ class LocalizerNode(Node):
         if self.localizer is None:
             response.success, response.message = False, f"not localizing: {self.problem}"
             return response
-        with self._tracker_lock:
-            why_not = self.tracker.relocalize()
+        why_not = self.engine.relocalize()
         response.success = not why_not
         response.message = why_not or "wide search around the last estimated pose"
         return response
@@ -301,29 +294,17 @@ class LocalizerNode(Node):
             return f"no transform {clip(sensor)} -> {p['base_frame']}: {clip(str(exc), 200)}"
         pts = transform_cloud(cloud.points, t)
         odom = self._odometry(stamp)
-        with self._tracker_lock:
-            prior = self.tracker.prior(odom)
-        if prior is None:
-            return "waiting for a prior: publish /initialpose, a GNSS fix on gnss/fix, or set initial_pose"
-        t0 = time.perf_counter()
-        try:
-            checked = self.localizer.localize(pts, self.imagery, prior.pose, prior.window)
-        except LocalizationError as exc:
-            return f"localization failed: {exc}"
-        est = checked.estimate
-        self.stats["scans localized"] += 1
-        self.stats["last latency ms"] = f"{1e3 * (time.perf_counter() - t0):.0f}"
-        self.stats["last confidence"] = f"{est.confidence:.2f}"
-        if est.likelihood is not None:
-            self._emit(self.lik_pub, likelihood_image(est.likelihood, p["map_frame"], msg.header.stamp))
-        with self._tracker_lock:
-            decision = self.tracker.update(est, odom)
-        if checked.problem:
-            return f"unsupported input, confidence capped to 0: {checked.problem}"
-        if not decision.publish:
-            return f"{decision.reason}: pose not published"
-        self._publish(est, odom, msg.header.stamp, stamp)
-        self._prefetch_ahead(est.pose)
+        step = self.engine.step(pts, self.imagery, odom)
+        if step.fused:
+            self.stats["scans localized"] += 1
+            self.stats["last latency ms"] = f"{step.latency_ms:.0f}"
+            self.stats["last confidence"] = f"{step.estimate.confidence:.2f}"
+        if step.likelihood is not None:
+            self._emit(self.lik_pub, likelihood_image(step.likelihood, p["map_frame"], msg.header.stamp))
+        if not step.publish:
+            return f"{step.reason}: pose not published" if step.fused else step.reason
+        self._publish(step.estimate, odom, msg.header.stamp, stamp)
+        self._prefetch_ahead(step.estimate.pose)
         return None
 
     def _odometry(self, stamp: float) -> Pose2D | None:
@@ -407,12 +388,13 @@ class LocalizerNode(Node):
         if self.problem:
             level, message = (ERROR if self.localizer is None else WARN), self.problem
         else:
-            level, message = (WARN if self.tracker.state == State.WAITING else OK), self.tracker.state.value
+            level, message = (WARN if self.engine.waiting else OK), self.engine.state_text
         if warnings:
             level = max(level, WARN)
             message = "; ".join(warnings if warnings[0].startswith("no scans") else [message, *warnings])
         values = {
-            "state": self.tracker.state.value,
+            "state": self.engine.state_text,
+            **self.engine.diagnostics(),
             **self.stats,
             "last rejected prior": self.last_rejected_prior,
             "last problem": self.problem or "-",

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
+from translocnet_ros.localization.filter import FilterConfig, MotionNoise
+from translocnet_ros.localization.tracker import TrackerConfig
+
+_F = FilterConfig()  # the filter's defaults are the engine's: eval --protocol sequence runs the same ones
+
 
 @dataclass(frozen=True)
 class Param:
@@ -45,23 +50,95 @@ PARAMETERS: dict[str, Param] = {
     "tile_timeout_s": Param(2.0, "tile server: per-request timeout"),
     "tile_cache_dir": Param("", "tile server: optional on-disk tile cache folder"),
     "search_radius_m": Param(
-        20.0, "wide search: half-size of the position window around the prior", True, 2.0, 100.0
+        20.0,
+        "wide search: half-size of the position window around a prior (initial pose, GNSS, relocalize)",
+        True,
+        2.0,
+        100.0,
     ),
     "search_yaw_deg": Param(
         10.0, "wide search: half-range of yaw when the prior's heading is known", True, 1.0, 180.0
     ),
     "tracking_radius_m": Param(
-        6.0, "tracking: half-size of the position window around the odometry-moved fix", True, 1.0, 100.0
+        6.0,
+        "tracking: half-size of the position window once the belief fits in it (filter off: around the "
+        "odometry-moved fix)",
+        True,
+        1.0,
+        100.0,
     ),
     "tracking_yaw_deg": Param(6.0, "tracking: half-range of yaw", True, 1.0, 180.0),
     "confidence_tracking": Param(
         0.5,
-        "confidence from which the node tracks with a small window (>= confidence_publish)",
+        "filter off: confidence from which the node tracks with a small window (>= confidence_publish)",
         True,
         0.0,
         1.0,
     ),
-    "confidence_publish": Param(0.2, "confidence below which no pose is published", True, 0.0, 1.0),
+    "confidence_publish": Param(
+        0.2, "confidence below which no pose is published (filter on: the posterior's)", True, 0.0, 1.0
+    ),
+    "filter.enabled": Param(
+        True,
+        "temporal filter: fuse every scan's likelihood with odometry and publish the posterior once it has "
+        "converged (as eval --protocol sequence); false: every scan localized alone",
+    ),
+    "filter.particles": Param(
+        _F.particles, "filter: particle count (applies from the next seed)", True, 100, 100_000
+    ),
+    "filter.tempering": Param(
+        _F.tempering,
+        "filter: exponent on each scan's likelihood (< 1: consecutive scans of one street are correlated)",
+        True,
+        0.01,
+        1.0,
+    ),
+    "filter.uniform_floor": Param(
+        _F.uniform_floor,
+        "filter: share of each scan's likelihood spread uniformly, so one bad scan cannot kill the true pose",
+        True,
+        0.001,
+        0.9,
+    ),
+    "filter.motion_trans_per_m": Param(
+        _F.motion.trans_per_m, "filter: odometry position noise sd per metre travelled", True, 0.0, 1.0
+    ),
+    "filter.motion_trans_m": Param(
+        _F.motion.trans_m, "filter: odometry position noise sd per scan [m]", True, 0.0, 5.0
+    ),
+    "filter.motion_yaw_deg_per_m": Param(
+        _F.motion.yaw_deg_per_m, "filter: odometry yaw noise sd per metre travelled [deg]", True, 0.0, 10.0
+    ),
+    "filter.motion_yaw_deg": Param(
+        _F.motion.yaw_deg, "filter: odometry yaw noise sd per scan [deg]", True, 0.0, 30.0
+    ),
+    "filter.unknown_motion_m": Param(
+        _F.unknown_motion_m,
+        "filter: position random walk sd per scan when there is no odometry (odom_frame '' or no TF)",
+        True,
+        0.0,
+        20.0,
+    ),
+    "filter.unknown_motion_deg": Param(
+        _F.unknown_motion_deg, "filter: yaw random walk sd per scan without odometry", True, 0.0, 90.0
+    ),
+    "filter.converged_confidence": Param(
+        _F.converged_confidence,
+        "filter: posterior mass within 1 m and 2 deg of the mode from which it is converged (and publishes)",
+        True,
+        0.05,
+        1.0,
+    ),
+    "filter.lost_radius_m": Param(
+        _F.lost_radius_m,
+        "filter: half-size of the wide search after a divergence (>= search_radius_m)",
+        True,
+        2.0,
+        200.0,
+    ),
+    "filter.lost_yaw_deg": Param(
+        _F.lost_yaw_deg, "filter: half-range of yaw after a divergence", True, 1.0, 180.0
+    ),
     "map_frame": Param("map", "global frame of the published pose"),
     "odom_frame": Param(
         "odom",
@@ -119,4 +196,45 @@ def cross_check(values: dict) -> str:
             f"confidence_publish {values['confidence_publish']} must not exceed "
             f"confidence_tracking {values['confidence_tracking']}"
         )
+    if values["filter.lost_radius_m"] < values["search_radius_m"]:
+        return (
+            f"filter.lost_radius_m {values['filter.lost_radius_m']} must not be below "
+            f"search_radius_m {values['search_radius_m']}"
+        )
     return ""
+
+
+def filter_config(values: dict) -> FilterConfig:
+    """The engine's filter configuration from the node's parameters (windows shared with the tracker)."""
+    return FilterConfig(
+        particles=values["filter.particles"],
+        tempering=values["filter.tempering"],
+        uniform_floor=values["filter.uniform_floor"],
+        motion=MotionNoise(
+            values["filter.motion_trans_per_m"],
+            values["filter.motion_trans_m"],
+            values["filter.motion_yaw_deg_per_m"],
+            values["filter.motion_yaw_deg"],
+        ),
+        tracking_radius_m=values["tracking_radius_m"],
+        tracking_yaw_deg=values["tracking_yaw_deg"],
+        search_radius_m=values["search_radius_m"],
+        search_yaw_deg=values["search_yaw_deg"],
+        lost_radius_m=values["filter.lost_radius_m"],
+        lost_yaw_deg=values["filter.lost_yaw_deg"],
+        unknown_motion_m=values["filter.unknown_motion_m"],
+        unknown_motion_deg=values["filter.unknown_motion_deg"],
+        converged_confidence=values["filter.converged_confidence"],
+    )
+
+
+def tracker_config(values: dict) -> TrackerConfig:
+    """The single-scan tracker's configuration (filter.enabled false)."""
+    return TrackerConfig(
+        values["search_radius_m"],
+        values["search_yaw_deg"],
+        values["tracking_radius_m"],
+        values["tracking_yaw_deg"],
+        values["confidence_tracking"],
+        values["confidence_publish"],
+    )
