@@ -6,6 +6,7 @@ orthophoto's projected CRS with the meridian convergence applied.
 
 from __future__ import annotations
 
+import csv
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,51 @@ def rescan_drive(drive: KittiDrive, out: Path, scan_of: Callable[[int], np.ndarr
     for f in drive.frames:
         scan_of(f).astype("<f4").tofile(data / f"{f:010d}.bin")
     return out
+
+
+class DriveWriter:
+    """Writes a labelled KITTI-layout drive frame by frame (scan, OXTS from a map-grid pose, timestamps,
+    gt_grid.csv): the synthetic towns and the scans ray-cast from a real site's geometry share one format."""
+
+    def __init__(self, out: Path, frame: MapFrame):
+        self.out, self.frame = Path(out), frame
+        (self.out / "velodyne_points" / "data").mkdir(parents=True, exist_ok=True)
+        (self.out / "oxts" / "data").mkdir(parents=True, exist_ok=True)
+        self._stamps: list[str] = []
+        self._gt: list[list] = []
+
+    def add(
+        self,
+        scan_velo: np.ndarray,
+        t: float,
+        x: float,
+        y: float,
+        grid_yaw: float,
+        alt: float,
+        roll: float = 0.0,
+        pitch: float = 0.0,
+    ) -> None:
+        """One frame: (N, 4) scan in the LiDAR frame; base_link at map (x, y, alt), yaw from grid east."""
+        i = len(self._stamps)
+        scan_velo.astype("<f4").tofile(self.out / "velodyne_points" / "data" / f"{i:010d}.bin")
+        lat, lon = self.frame.to_latlon(x, y)
+        vals = np.zeros(len(OXTS_FIELDS))
+        vals[:6] = [lat, lon, alt, roll, pitch, float(self.frame.grid_to_true_yaw(grid_yaw, lat, lon))]
+        vals[-7:] = [0.02, 0.02, 4, 10, 5, 5, 5]
+        (self.out / "oxts" / "data" / f"{i:010d}.txt").write_text(
+            " ".join(f"{v:.12f}" if k < 2 else f"{v:.9g}" for k, v in enumerate(vals)) + "\n"
+        )
+        self._stamps.append(format_timestamp(t))
+        self._gt.append([i, f"{x:.4f}", f"{y:.4f}", f"{grid_yaw:.9f}", f"{alt:.4f}"])
+
+    def close(self) -> Path:
+        for sub in ("velodyne_points", "oxts"):
+            (self.out / sub / "timestamps.txt").write_text("\n".join(self._stamps) + "\n")
+        with open(self.out / "gt_grid.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["frame", "E", "N", "grid_yaw_rad", "alt"])
+            w.writerows(self._gt)
+        return self.out
 
 
 def read_timestamps(path: Path) -> np.ndarray:

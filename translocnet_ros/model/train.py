@@ -28,6 +28,7 @@ from translocnet_ros.model.data import SampleConfig, TownFrames, town_drives
 from translocnet_ros.model.losses import info_nce, volume_nll
 from translocnet_ros.model.network import TransLocNet
 from translocnet_ros.synth.cli import build
+from translocnet_ros.synth.cloud_scene import raycast_site
 from translocnet_ros.synth.splits import split_towns
 
 LOG_FIELDS = [
@@ -98,6 +99,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(real fine-tuning data; repeatable)",
     )
     p.add_argument(
+        "--extra-cloud",
+        action="append",
+        default=[],
+        metavar="SITE",
+        help="a real site given as geometry (SITE/cloud.ply in the CRS of SITE/ortho.tif): ray-cast "
+        "--cloud-frames labelled scans at street level with the project's LiDAR simulator and train on them "
+        "like an --extra-drive (cached under OUT/cloud_drives; repeatable)",
+    )
+    p.add_argument("--cloud-frames", type=int, default=200, help="scans ray-cast per --extra-cloud site")
+    p.add_argument(
         "--extra-repeat",
         type=int,
         default=20,
@@ -118,6 +129,13 @@ def parse_extra(spec: str) -> tuple[Path, Path]:
     if not sep or not Path(drive).is_dir() or not Path(ortho).is_file():
         raise SystemExit(f"--extra-drive {spec!r}: expected DRIVE_FOLDER=ORTHO.tif, both existing")
     return Path(drive), Path(ortho)
+
+
+def parse_cloud_site(spec: str) -> Path:
+    site = Path(spec)
+    if not (site / "cloud.ply").is_file() or not (site / "ortho.tif").is_file():
+        raise SystemExit(f"--extra-cloud {spec!r}: expected a folder holding cloud.ply and ortho.tif")
+    return site
 
 
 def pick_device(name: str) -> torch.device:
@@ -231,7 +249,13 @@ def run(args) -> int:
     val_towns = [(args.data / n, s) for n, s in split_towns("val", args.val_towns)]
     build(train_towns + val_towns, force=False)
     synth = [d for t, _ in train_towns for d in town_drives(t)]
-    extra = [parse_extra(spec) for spec in args.extra_drive]
+    extra = [parse_extra(spec) for spec in args.extra_drive] + [
+        (
+            raycast_site(site, args.out / "cloud_drives" / site.name, args.cloud_frames, args.seed),
+            site / "ortho.tif",
+        )
+        for site in map(parse_cloud_site, args.extra_cloud)
+    ]
     train_set = TownFrames(
         synth + extra, mcfg, scfg, seed=args.seed, repeat=[1] * len(synth) + [args.extra_repeat] * len(extra)
     )
@@ -277,7 +301,9 @@ def run(args) -> int:
         "lr": args.lr,
         "init": f"{args.init.parent.name}/{args.init.name}" if args.init else None,
         "freeze_bev": args.freeze_bev,
-        "extra_drives": [f"{d.parent.name}/{d.name} on {o.name} x{args.extra_repeat}" for d, o in extra],
+        "extra_drives": [
+            f"{d.parent.name}/{d.name} on {o.parent.name}/{o.name} x{args.extra_repeat}" for d, o in extra
+        ],
     }
     (args.out / "config.json").write_text(json.dumps(meta, indent=2))
 

@@ -3,23 +3,31 @@
 Each point becomes a surfel (a small square in its local tangent plane, normal from the PCA of its
 neighbours) with a material guessed from its colour and shape (ground / road / grass / wall / roof / foliage),
 so `LidarSimulator` ray casts it with the same beam model, noise, dropout and reflectance table as the
-synthetic towns. `write_drive` stores such scans as a KITTI-layout drive that `KittiDrive` reads unchanged.
+synthetic towns. `raycast_drive` re-scans an existing drive's poses (diagnosis); `raycast_site` samples new
+street-level poses in the geometry and writes a labelled drive (fine-tuning data), both in the KITTI layout
+that `KittiDrive` reads unchanged.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
+from tqdm import tqdm
 
-from translocnet_ros.dataset.cloud import ColoredCloud
-from translocnet_ros.dataset.kitti import KittiDrive, rescan_drive
+from translocnet_ros.dataset.cloud import ColoredCloud, read_ply
+from translocnet_ros.dataset.kitti import DriveWriter, KittiDrive, rescan_drive, write_calib
+from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import rigid_inverse, world_from_base
+from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.localization.bev import local_ground
-from translocnet_ros.synth.lidar import LidarModel, LidarSimulator
+from translocnet_ros.synth.lidar import LidarModel, LidarSimulator, sample_sensor
 from translocnet_ros.synth.styles import ASPHALT, CANOPY, GRASS, ROOF, SIDEWALK, WALL
+from translocnet_ros.synth.town import IMU_HEIGHT_M, KITTI_T_IMU_TO_VELO, START_TIME
 
 
 def point_normals(xyz: np.ndarray, k: int = 12, size_k: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,3 +133,74 @@ def raycast_drive(
         return scene.scan(sim, world_from_base(x, y, z, oxts[3], oxts[4], yaw) @ base_from_velo, rng)
 
     return rescan_drive(drive, out, scan_of)
+
+
+def street_poses(
+    cloud: ColoredCloud,
+    n: int,
+    rng: np.random.Generator,
+    cell_m: float = 0.5,
+    clearance_m: float = 2.0,
+    margin_m: float = 15.0,
+) -> np.ndarray:
+    """(n, 4) base_link x, y, z, grid yaw where a vehicle could stand: open ground (no point above 0.4 m
+    over the local ground in the cell) at least clearance_m from anything taller and margin_m inside the
+    cloud's extent, facing along the open space (the street) either way. Raises ValueError when the cloud
+    has no such place."""
+    xyz = cloud.xyz
+    h = xyz[:, 2] - local_ground(xyz, block_m=8.0)
+    lo = xyz[:, :2].min(axis=0)
+    w, hgt = (np.ceil((xyz[:, :2].max(axis=0) - lo) / cell_m).astype(int) + 1).tolist()
+    col = ((xyz[:, 0] - lo[0]) / cell_m).astype(int)
+    row = ((xyz[:, 1] - lo[1]) / cell_m).astype(int)
+    idx = row * w + col
+    seen = np.bincount(idx, minlength=w * hgt).reshape(hgt, w) > 0
+    tall = np.bincount(idx[h > 0.4], minlength=w * hgt).reshape(hgt, w) > 0
+    free = cv2.distanceTransform((~tall).astype(np.uint8), cv2.DIST_L2, 5) * cell_m
+    m = int(np.ceil(margin_m / cell_m))
+    inside = np.zeros_like(seen)
+    inside[m:-m, m:-m] = True
+    ok = np.flatnonzero(seen & ~tall & (free >= clearance_m) & inside)
+    if ok.size == 0:
+        raise ValueError("no open street-level ground in the cloud (too small, or no ground points)")
+    cells = rng.choice(ok, n, replace=ok.size < n)
+    r, c = np.divmod(cells, w)
+    x = lo[0] + (c + rng.uniform(0, 1, n)) * cell_m
+    y = lo[1] + (r + rng.uniform(0, 1, n)) * cell_m
+    # the street runs across the clearance gradient; its orientation from the gradient's structure tensor,
+    # which (unlike the gradient itself) is defined on the street's centre line too
+    gy, gx = np.gradient(free)
+    jxx, jxy, jyy = (cv2.GaussianBlur(a, (0, 0), 3.0) for a in (gx * gx, gx * gy, gy * gy))
+    across = 0.5 * np.arctan2(2 * jxy[r, c], jxx[r, c] - jyy[r, c])
+    yaw = across + np.pi / 2 + rng.choice([0.0, np.pi], n) + rng.normal(0, 0.15, n)
+    yaw = np.mod(yaw + np.pi, 2 * np.pi) - np.pi
+    near = cKDTree(xyz[:, :2]).query(np.stack([x, y], 1), k=16)[1]
+    z = np.median(np.take(xyz[:, 2] - h, near), axis=1) + IMU_HEIGHT_M
+    return np.stack([x, y, z, yaw], 1)
+
+
+def raycast_site(site: Path, out: Path, n_frames: int = 200, seed: int = 0, progress: bool = True) -> Path:
+    """A labelled KITTI-layout drive of n_frames scans ray-cast at random street-level poses of a site given
+    as geometry (`site/cloud.ply`, in the CRS of `site/ortho.tif`), with a sensor drawn like the synthetic
+    towns' (range, dropout, reflectance response). Built once: an existing drive made with the same
+    arguments is reused."""
+    site, out = Path(site), Path(out)
+    recipe = {"site": site.name, "n_frames": n_frames, "seed": seed}
+    stamp = out / "raycast.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == recipe:
+        return out
+    rng = np.random.default_rng(seed)
+    cloud = read_ply(site / "cloud.ply")
+    frame = MapFrame.from_any(GeoTiffSource(site / "ortho.tif").crs)
+    poses = street_poses(cloud, n_frames, rng)
+    scene = CloudScene(cloud)
+    sim = scene.simulator(sample_sensor(rng))
+    base_from_velo = rigid_inverse(KITTI_T_IMU_TO_VELO)
+    writer = DriveWriter(out, frame)
+    write_calib(out / "calib_imu_to_velo.txt", KITTI_T_IMU_TO_VELO)
+    for i, (x, y, z, yaw) in enumerate(tqdm(poses, desc=f"ray-cast {site.name}", disable=not progress)):
+        scan = scene.scan(sim, world_from_base(x, y, z, 0.0, 0.0, yaw) @ base_from_velo, rng)
+        writer.add(scan, START_TIME + i * 0.1, float(x), float(y), float(yaw), float(z))
+    writer.close()
+    stamp.write_text(json.dumps(recipe))
+    return out

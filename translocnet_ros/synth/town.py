@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 from tqdm import tqdm
 
-from translocnet_ros.dataset.kitti import OXTS_FIELDS, format_timestamp, write_calib
+from translocnet_ros.dataset.kitti import DriveWriter, write_calib
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import rigid_inverse, world_from_base
 from translocnet_ros.synth.drive import companion_vehicle, make_trajectory, moving_cars
@@ -166,35 +165,16 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
                 color_tie=round(sim.model.color_tie, 2),
             )
         )
-        drive = out_dir / f"drive_{d:02d}"
-        (drive / "velodyne_points" / "data").mkdir(parents=True, exist_ok=True)
-        (drive / "oxts" / "data").mkdir(parents=True, exist_ok=True)
-        gt_rows, stamps = [], []
+        writer = DriveWriter(out_dir / f"drive_{d:02d}", frame)
         for i in tqdm(
             range(spec.n_frames), desc=f"{out_dir.name}/drive_{d:02d}", disable=not progress, unit="scan"
         ):
             x, y = traj.xy[i]
             wb, roll, pitch = _world_from_base(layout, x, y, traj.yaw[i])
             scan = sim.scan(wb @ base_from_velo, traffic[i], rng)
-            scan.astype("<f4").tofile(drive / "velodyne_points" / "data" / f"{i:010d}.bin")
-            gx, gy = e0 + x, n0 + y
-            lat, lon = frame.to_latlon(gx, gy)
-            true_yaw = float(frame.grid_to_true_yaw(traj.yaw[i], lat, lon))
-            alt = base_alt + wb[2, 3]
-            vals = np.zeros(len(OXTS_FIELDS))
-            vals[:6] = [lat, lon, alt, roll, pitch, true_yaw]
-            vals[-7:] = [0.02, 0.02, 4, 10, 5, 5, 5]
-            (drive / "oxts" / "data" / f"{i:010d}.txt").write_text(
-                " ".join(f"{v:.12f}" if k < 2 else f"{v:.9g}" for k, v in enumerate(vals)) + "\n"
-            )
-            stamps.append(format_timestamp(START_TIME + spec.seed * 1000 + d * 100 + traj.t[i]))
-            gt_rows.append([i, f"{gx:.4f}", f"{gy:.4f}", f"{traj.yaw[i]:.9f}", f"{alt:.4f}"])
-        for sub in ("velodyne_points", "oxts"):
-            (drive / sub / "timestamps.txt").write_text("\n".join(stamps) + "\n")
-        with open(drive / "gt_grid.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["frame", "E", "N", "grid_yaw_rad", "alt"])
-            w.writerows(gt_rows)
+            t = START_TIME + spec.seed * 1000 + d * 100 + traj.t[i]
+            writer.add(scan, t, e0 + x, n0 + y, float(traj.yaw[i]), base_alt + wb[2, 3], roll, pitch)
+        writer.close()
     meta = dict(
         asdict(spec),
         crs=crs_name,
