@@ -1,0 +1,62 @@
+"""helsinki-dev scored the same way by every benchmark that compares models on it: protocol known, every site's
+own drive on its own orthophoto, pooled over the sites, plus the confidence rule (frames the node would publish)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from translocnet_ros.dataset.kitti import KittiDrive
+from translocnet_ros.evaluation.protocol import run_protocol, score_results
+from translocnet_ros.imagery.geotiff import GeoTiffSource
+from translocnet_ros.localization.methods import make_method
+
+HELSINKI = Path(__file__).resolve().parents[2] / "shared" / "data" / "helsinki-dev"
+CONFIDENCE_PUBLISH = 0.2  # the node's default `confidence_publish`
+
+
+def sites() -> list[Path]:
+    return sorted(p for p in HELSINKI.iterdir() if (p / "ortho.tif").exists())
+
+
+@dataclass
+class SiteScore:
+    score: dict  # score_results over all frames of the scored sites
+    per_site_mean_m: list[float]
+    published: int  # frames with confidence >= CONFIDENCE_PUBLISH
+    published_within_2m: float | None  # their share within 2 m (None: none published)
+
+    def row(self) -> str:
+        s, hit = self.score, self.published_within_2m
+        return (
+            f"{s['n']} | {s['position_error_m']['mean']:.2f} | {s['position_error_m']['median']:.2f} "
+            f"| {s['lateral_recall']['1m']:.0%} | {' / '.join(f'{v:.1f}' for v in self.per_site_mean_m)} "
+            f"| {self.published} | {'-' if hit is None else f'{hit:.0%}'}"
+        )
+
+
+ROW_HEADER = "n | mean m | median m | lateral@1m | per-site mean m | published (conf >= 0.2) | of those < 2 m"
+
+
+def score_sites(model_of_site: Callable[[Path], Path], scored: list[Path]) -> SiteScore:
+    """Each site localized with `model_of_site(site)` (the default model, or one adapted / fine-tuned for it)."""
+    gts, results, per_site = [], [], []
+    for site in scored:
+        method = make_method("translocnet", model_path=model_of_site(site))
+        src = GeoTiffSource(site / "ortho.tif")
+        gt, res = run_protocol(method, KittiDrive(site / "drive"), src, src.crs, "known", progress=False)
+        per_site.append(float(np.mean([np.hypot(r.est.x - g[0], r.est.y - g[1]) for r, g in zip(res, gt)])))
+        gts.append(gt)
+        results += res
+    gt_all = np.concatenate(gts)
+    err = np.array([np.hypot(r.est.x - g[0], r.est.y - g[1]) for r, g in zip(results, gt_all)])
+    pub = np.array([r.confidence >= CONFIDENCE_PUBLISH for r in results])
+    return SiteScore(
+        score_results(gt_all, results, method, "known"),
+        per_site,
+        int(pub.sum()),
+        float((err[pub] < 2).mean()) if pub.any() else None,
+    )
