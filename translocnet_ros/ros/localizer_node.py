@@ -315,10 +315,11 @@ class LocalizerNode(Node):
             return None
         try:
             m = self.tf.lookup(p["odom_frame"], p["base_frame"], stamp, timeout_s=0.2)
-        except TransformError:
+        except TransformError as exc:
             self.notes["odometry"] = (
-                f"no {p['odom_frame']} -> {p['base_frame']} transform on TF: map -> {p['odom_frame']} not "
-                "published, scans searched without odometry (odom_frame:='' when there is no odometry)"
+                f"no {p['odom_frame']} -> {p['base_frame']} transform on TF at the scan's stamp within 0.2 s "
+                f"({clip(str(exc), 160)}): scan fused without odometry, map -> {p['odom_frame']} not published "
+                "(odom_frame:='' when there is no odometry)"
             )
             return None
         self.notes.pop("odometry", None)

@@ -21,6 +21,14 @@ except ImportError:
     HAVE_TF2 = False
 
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+# The node listens to /tf best effort. A reliable reader delivers in order: one /tf sample lost in transport (a
+# loaded machine, 2 MB clouds on the same link) holds back every later one until the writer's next heartbeat
+# repairs it, seconds later, so odom -> base_link lookups at the scan's stamp failed for a run of scans. Best
+# effort only loses that sample, and a lookup between its neighbours interpolates. It also matches best-effort
+# /tf publishers, which a reliable reader would not.
+TF_LISTEN_QOS = QoSProfile(
+    depth=100, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE
+)
 TF_STATIC_QOS = QoSProfile(
     depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
@@ -36,12 +44,14 @@ class TransformSource:
         self._parents: dict[str, str] = {}
         if self.backend == "tf2_ros":
             self._buffer = tf2_ros.Buffer()
-            self._listener = tf2_ros.TransformListener(self._buffer, node, spin_thread=False)
+            self._listener = tf2_ros.TransformListener(
+                self._buffer, node, spin_thread=False, qos=TF_LISTEN_QOS, static_qos=TF_STATIC_QOS
+            )
         else:
             self._tree = TransformTree(cache_time_s=20.0, tolerance_s=tolerance_s)
         from tf2_msgs.msg import TFMessage
 
-        node.create_subscription(TFMessage, "/tf", lambda m: self._ingest(m, False), TF_QOS)
+        node.create_subscription(TFMessage, "/tf", lambda m: self._ingest(m, False), TF_LISTEN_QOS)
         node.create_subscription(TFMessage, "/tf_static", lambda m: self._ingest(m, True), TF_STATIC_QOS)
 
     def parent_of(self, frame: str) -> str | None:
