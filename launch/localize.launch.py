@@ -9,7 +9,7 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from translocnet_ros.ros.launch_args import dds_environment, launch_arguments, node_overrides
+from translocnet_ros.ros.launch_args import dds_environment, dds_opt_out, launch_arguments, node_overrides
 
 
 def _localizer(context):
@@ -32,7 +32,7 @@ def _localizer(context):
             output="screen",
             parameters=[configs["params_file"], {"use_sim_time": use_sim_time, **params}],
             remappings=[("points", configs["points"]), ("gnss/fix", configs["gnss"])],
-            additional_env=dds_environment(share) if dynamic else None,
+            additional_env=dds_environment(share) if dynamic else dds_opt_out(),
         )
     )
     return actions

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import yaml
 
+from translocnet_ros.ros.memory import OPT_OUT
 from translocnet_ros.ros.parameters import PARAMETERS
 
 KEEP = "params_file"  # "use the value in params_file"
@@ -25,11 +26,16 @@ LAUNCH_ONLY = {
     "points": ("points", "PointCloud2 topic (kitti2bag: /kitti/velo/pointcloud)"),
     "gnss": ("gnss/fix", "NavSatFix topic for priors (kitti2bag: /kitti/oxts/gps/fix)"),
     "dds_dynamic_memory": (
-        "false",
+        "true",
         "Fast DDS: free receive buffers after each message (config/fastdds_dynamic_memory.xml), so memory "
-        "returns to its level after a huge cloud",
+        "returns to its level after a huge cloud; false keeps rmw_fastrtps' preallocated buffers",
     ),
 }
+
+
+def dds_opt_out() -> dict[str, str]:
+    """Environment that keeps the node on rmw_fastrtps' own history memory (dds_dynamic_memory:=false)."""
+    return {OPT_OUT: "false"}
 
 
 def dds_environment(share: str) -> dict[str, str]:

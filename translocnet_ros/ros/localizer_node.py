@@ -49,6 +49,7 @@ from translocnet_ros.ros.convert import (
     stamp_to_sec,
     transform_msg,
 )
+from translocnet_ros.ros.memory import is_large, release_heap, use_dynamic_dds_memory
 from translocnet_ros.ros.parameters import PARAMETERS, cross_check, filter_config, tracker_config
 from translocnet_ros.ros.pointcloud2 import CloudFormatError, cloud_to_xyzi
 from translocnet_ros.ros.transforms import TF_QOS, TransformSource
@@ -259,6 +260,9 @@ class LocalizerNode(Node):
                 self.stats["scans rejected"] += 1
             if self.problem and not self._stop:
                 self.get_logger().warning(self.problem, throttle_duration_sec=5.0)
+            large, msg = is_large(msg), None  # drop the message before giving its memory back
+            if large:
+                release_heap()
 
     def _process(self, msg: PointCloud2) -> str | None:
         """Localize one scan; returns why nothing was published, or None."""
@@ -427,6 +431,7 @@ def _interrupt(signum, frame) -> None:
 
 def main(args=None) -> None:
     # rclpy's own handlers would invalidate the context while the worker may still publish: stop it first
+    use_dynamic_dds_memory()  # before rclpy creates the DDS participant (memory.py)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, _interrupt)
     node = LocalizerNode()
