@@ -18,11 +18,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import machine, write_section  # noqa: E402
-from translocnet_ros.evaluation.calibrate_cli import collect, fit_covariance_scale, summary_at  # noqa: E402
+from translocnet_ros.evaluation.calibrate_cli import (  # noqa: E402
+    collect,
+    fit_calibrated_covariance,
+    summary_at,
+)
 from translocnet_ros.evaluation.calibration import fit_temperature  # noqa: E402
+from translocnet_ros.localization.decode import NO_WRONG_MATCH, WrongMatchCurve  # noqa: E402
 from translocnet_ros.localization.methods import make_method  # noqa: E402
 from translocnet_ros.synth.cli import build  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402
+
+
+def _curve(d: dict) -> str:
+    curve = WrongMatchCurve.from_dict(d)
+    return " / ".join(f"{curve(c):.2f}" for c in (0.05, 0.2, 0.5))
 
 
 def main() -> int:
@@ -41,12 +51,10 @@ def main() -> int:
         method = make_method(name, **({"model_path": args.model} if args.model else {}))
         volumes, truths = collect(method, [t for t, _ in jobs], "known", args.every, seed=1, progress=True)
         t_fit, _ = fit_temperature(volumes, truths)
-        scale = fit_covariance_scale(volumes, truths, t_fit)
-        for label, t, c in (
-            ("in use", method.temperature, method.covariance_scale),
-            ("fitted here", t_fit, scale),
-        ):
-            s = summary_at(volumes, truths, t, c)
+        scale, wrong = fit_calibrated_covariance(volumes, truths, t_fit)
+        in_use = (method.temperature, method.covariance_scale, getattr(method, "wrong_match", NO_WRONG_MATCH))
+        for label, calib in (("in use", in_use), ("fitted here", (t_fit, scale, wrong))):
+            s = summary_at(volumes, truths, *calib)
             rows.append((name, label, len(volumes), s))
             print(name, label, {k: round(v, 4) for k, v in s.items()}, flush=True)
     lines = [
@@ -58,13 +66,13 @@ def main() -> int:
         "covariance (the covariance scale is fitted to make the median NEES 2.37, that of an honest 3-DoF estimate); "
         "the confidence claims P(error <= 1 m and 2 deg) and should match the hit rate.",
         "",
-        "| method | calibration | T | covariance scale | frames | true-pose NLL | NEES mean | NEES median | 95% coverage "
+        "| method | calibration | T | covariance scale | P(wrong match) at confidence 0.05 / 0.2 / 0.5 | frames | true-pose NLL | NEES mean | NEES median | 95% coverage "
         "| confidence | hit rate | Spearman(conf, err) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, label, n, s in rows:
         lines.append(
-            f"| {name} | {label} | {s['temperature']:.4g} | {s['covariance_scale']:.3g} | {n} | {s['nll']:.2f} | {s['nees_mean']:.1f} "
+            f"| {name} | {label} | {s['temperature']:.4g} | {s['covariance_scale']:.3g} | {_curve(s['wrong_match'])} | {n} | {s['nll']:.2f} | {s['nees_mean']:.1f} "
             f"| {s['nees_median']:.1f} | {s['coverage_95']:.0%} | {s['confidence_mean']:.2f} "
             f"| {s['hit_rate_1m_2deg']:.0%} | {s['spearman_confidence_error']:+.2f} |"
         )

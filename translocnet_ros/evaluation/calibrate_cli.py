@@ -1,11 +1,12 @@
-"""`translocnet calibrate`: fit a method's likelihood temperature on the validation towns.
+"""`translocnet calibrate`: fit a method's likelihood temperature and covariance on the validation towns.
 
 Runs the method over the val split with the DESIGN.md §6 priors, keeps each frame's score volume, and picks the
-temperature T that minimizes the true pose's NLL under softmax(logits / T). For translocnet, --write stores T in
-the model's metadata (the localizer applies it); for ncc it prints the value for NccConfig.temperature. Then a
-factor on the covariance is fitted so that the median NEES is that of an honest 3-DoF estimate (the spread of
-the whole distribution around its mode overstates the error of a sharp mode). The consistency statistics before
-and after show what the fit changed.
+temperature T that minimizes the true pose's NLL under softmax(logits / T). Then the covariance of
+decode.honest_covariance() is fitted (calibration.fit_covariance): a factor on the volume's own spread so that
+the median NEES is that of an honest 3-DoF estimate, and a weight on the search window's spread, times
+1 - confidence, so that the 95% quantile of the NEES is honest too (wrong matches the volume does not show).
+For translocnet, --write stores the three values in the model's metadata (the localizer, hence the node and
+eval, applies them); for ncc it prints them. The consistency statistics before and after show what changed.
 """
 
 from __future__ import annotations
@@ -19,16 +20,22 @@ from tqdm import tqdm
 
 from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.evaluation.calibration import (
+    WRONG_MATCH_DEG,
+    WRONG_MATCH_M,
     consistency,
-    covariance_scale,
+    fit_covariance,
     fit_temperature,
-    nees,
     true_pose_nll,
 )
 from translocnet_ros.evaluation.protocol import PROTOCOLS, draw_priors
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.imagery.geotiff import GeoTiffSource
-from translocnet_ros.localization.decode import decode_volume
+from translocnet_ros.localization.decode import (
+    NO_WRONG_MATCH,
+    WrongMatchCurve,
+    decode_parts,
+    honest_covariance,
+)
 from translocnet_ros.localization.methods import make_method
 from translocnet_ros.localization.types import LocalizationError
 from translocnet_ros.synth.cli import build
@@ -43,10 +50,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--data", type=Path, default=Path("data/synth"), help="folder holding the val towns")
     p.add_argument("--split", default="val", help="never the test split: it is for reporting only")
-    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="known")
-    p.add_argument("--every", type=int, default=4, help="use every N-th frame")
+    p.add_argument(
+        "--protocol",
+        choices=sorted(PROTOCOLS),
+        nargs="+",
+        default=["known"],
+        help="one or more: the frames of every protocol given are pooled",
+    )
+    p.add_argument(
+        "--every", type=int, default=2, help="use every N-th frame (2: 200 val frames, ~16 wrong matches)"
+    )
     p.add_argument("--seed", type=int, default=1, help="prior seed (differs from eval's 0 on purpose)")
-    p.add_argument("--write", action="store_true", help="translocnet: store T in the model's metadata")
+    p.add_argument(
+        "--write", action="store_true", help="translocnet: store the calibration in the model's metadata"
+    )
     p.add_argument("--quiet", action="store_true")
 
 
@@ -71,23 +88,38 @@ def collect(method, towns: list[Path], protocol: str, every: int, seed: int, pro
     return volumes, truths
 
 
-def _decoded(volumes, truths, temperature: float, cov_scale: float = 1.0):
-    est = [decode_volume(v, temperature, cov_scale) for v in volumes]
+def decoded_parts(volumes, truths, temperature: float):
+    """(gt, est, spread, window, confidence) arrays of the volumes decoded at T, before the covariance
+    calibration."""
+    parts = [decode_parts(v, temperature) for v in volumes]
     gt = np.array([[t.x, t.y, t.yaw] for t in truths])
-    xyz = np.array([[e.pose.x, e.pose.y, e.pose.yaw] for e in est])
-    return gt, xyz, np.array([e.covariance for e in est]), np.array([e.confidence for e in est])
+    est = np.array([[d.pose.x, d.pose.y, d.pose.yaw] for d in parts])
+    spread = np.array([d.spread for d in parts])
+    window = np.array([d.window for d in parts])
+    return gt, est, spread, window, np.array([d.confidence for d in parts])
 
 
-def fit_covariance_scale(volumes, truths, temperature: float) -> float:
-    gt, est, cov, _ = _decoded(volumes, truths, temperature)
-    return covariance_scale(nees(gt, est, cov))
+def _decoded(volumes, truths, temperature: float, cov_scale: float = 1.0, wrong_match=NO_WRONG_MATCH):
+    gt, est, spread, window, conf = decoded_parts(volumes, truths, temperature)
+    cov = np.array(
+        [honest_covariance(s, c, w, cov_scale, wrong_match) for s, c, w in zip(spread, conf, window)]
+    )
+    return gt, est, cov, conf
 
 
-def summary_at(volumes, truths, temperature: float, cov_scale: float = 1.0) -> dict:
-    stats = consistency(*_decoded(volumes, truths, temperature, cov_scale))
+def fit_calibrated_covariance(volumes, truths, temperature: float) -> tuple[float, WrongMatchCurve]:
+    """(covariance_scale, wrong-match curve) fitted on the volumes decoded at T."""
+    return fit_covariance(*decoded_parts(volumes, truths, temperature))
+
+
+def summary_at(
+    volumes, truths, temperature: float, cov_scale: float = 1.0, wrong_match=NO_WRONG_MATCH
+) -> dict:
+    stats = consistency(*_decoded(volumes, truths, temperature, cov_scale, wrong_match))
     return {
         "temperature": temperature,
         "covariance_scale": cov_scale,
+        "wrong_match": wrong_match.to_dict(),
         "nll": true_pose_nll(volumes, truths, temperature),
         **stats,
     }
@@ -100,26 +132,43 @@ def run(args) -> int:
     method = make_method(args.method, **options)
     jobs = [(args.data / name, spec) for name, spec in split_towns(args.split)]
     towns = build(jobs, force=False)
-    volumes, truths = collect(method, towns, args.protocol, args.every, args.seed, not args.quiet)
-    before = summary_at(volumes, truths, method.temperature, method.covariance_scale)
+    volumes, truths = [], []
+    for protocol in args.protocol:
+        v, t = collect(method, towns, protocol, args.every, args.seed, not args.quiet)
+        volumes += v
+        truths += t
+    in_use = (method.temperature, method.covariance_scale, getattr(method, "wrong_match", NO_WRONG_MATCH))
+    before = summary_at(volumes, truths, *in_use)
     t, _ = fit_temperature(volumes, truths)
-    scale = fit_covariance_scale(volumes, truths, t)
-    after = summary_at(volumes, truths, t, scale)
+    scale, wrong = fit_calibrated_covariance(volumes, truths, t)
+    after = summary_at(volumes, truths, t, scale, wrong)
     for label, s in (("current", before), ("fitted", after)):
-        print(f"{label:8s} " + " ".join(f"{k}={v:.4g}" for k, v in s.items()))
+        curve = WrongMatchCurve.from_dict(s["wrong_match"])
+        stats = " ".join(f"{k}={v:.4g}" for k, v in s.items() if k != "wrong_match")
+        wrong_at = " ".join(f"{c:g}:{curve(c):.2f}" for c in (0.01, 0.05, 0.1, 0.2, 0.5))
+        print(f"{label:8s} {stats} P(wrong match | confidence) {wrong_at}")
     if args.write and args.method == "translocnet":
         meta_path = Path(method.model_path).with_suffix(".json")
         meta = json.loads(meta_path.read_text())
         meta["calibration"] = {
             "temperature": t,
             "covariance_scale": scale,
+            "wrong_match": {
+                **wrong.to_dict(),
+                "definition": f"position error > {WRONG_MATCH_M:g} m or yaw error > {WRONG_MATCH_DEG:g} deg",
+            },
             "split": args.split,
             "towns": [p.name for p in towns],
-            "protocol": args.protocol,
+            "protocol": " + ".join(args.protocol),
+            "every": args.every,
+            "seed": args.seed,
             "frames": len(volumes),
             "before": before,
             "after": after,
         }
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-        print(f"[calibrate] wrote temperature {t:.4g} and covariance scale {scale:.4g} to {meta_path}")
+        print(
+            f"[calibrate] wrote temperature {t:.4g}, covariance scale {scale:.4g} and a wrong-match curve "
+            f"({len(wrong.confidence)} knots) to {meta_path}"
+        )
     return 0

@@ -10,7 +10,7 @@ import numpy as np
 
 from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
-from translocnet_ros.localization.decode import NEAR_M, NEAR_RAD
+from translocnet_ros.localization.decode import NEAR_M, NEAR_RAD, WrongMatchCurve
 from translocnet_ros.localization.types import ScoreVolume
 
 CHI2_3DOF_95 = 7.8147  # 95% quantile of the chi-square distribution with 3 degrees of freedom
@@ -54,6 +54,57 @@ def nees(gt: np.ndarray, est: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """e^T C^-1 e of the (x, y, yaw) error per frame."""
     e = np.column_stack([est[:, 0] - gt[:, 0], est[:, 1] - gt[:, 1], wrap_angle(est[:, 2] - gt[:, 2])])
     return np.einsum("ni,nij,nj->n", e, np.linalg.inv(cov), e)
+
+
+def nees_xy(gt: np.ndarray, est: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """e^T C^-1 e of the position error alone (x, y block of the covariance): what a filter fusing only the
+    position sees; chi-square with 2 degrees of freedom (median 1.39) when honest."""
+    e = est[:, :2] - gt[:, :2]
+    return np.einsum("ni,nij,nj->n", e, np.linalg.inv(cov[:, :2, :2]), e)
+
+
+WRONG_MATCH_M, WRONG_MATCH_DEG = (
+    5.0,
+    5.0,
+)  # a wrong match: beyond DESIGN.md §6's 5 m / 5 deg recall thresholds
+
+
+def is_wrong_match(gt: np.ndarray, est: np.ndarray) -> np.ndarray:
+    pos = np.hypot(est[:, 0] - gt[:, 0], est[:, 1] - gt[:, 1])
+    return (pos > WRONG_MATCH_M) | (np.abs(wrap_angle(est[:, 2] - gt[:, 2])) > np.radians(WRONG_MATCH_DEG))
+
+
+def fit_wrong_match(confidence: np.ndarray, wrong: np.ndarray) -> WrongMatchCurve:
+    """P(wrong match | confidence) as the non-increasing step function closest to the observed rates (pool
+    adjacent violators), one knot per pooled block at its mean confidence."""
+    order = np.argsort(confidence)
+    blocks: list[list[float]] = []  # [sum of wrong, frames, sum of confidence], confidence ascending
+    for c, w in zip(confidence[order], wrong[order].astype(float)):
+        blocks.append([w, 1.0, c])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] < blocks[-1][0] / blocks[-1][1]:
+            last = blocks.pop()
+            blocks[-1] = [a + b for a, b in zip(blocks[-1], last)]
+    knots = [(b[2] / b[1], b[0] / b[1]) for b in blocks]
+    # a flat run needs only its ends: the curve is linear between knots and constant beyond them
+    keep = [
+        k
+        for k in range(len(knots))
+        if k in (0, len(knots) - 1) or not knots[k - 1][1] == knots[k][1] == knots[k + 1][1]
+    ]
+    return WrongMatchCurve(tuple(float(knots[k][0]) for k in keep), tuple(float(knots[k][1]) for k in keep))
+
+
+def fit_covariance(
+    gt: np.ndarray, est: np.ndarray, spread: np.ndarray, window: np.ndarray, confidence: np.ndarray
+) -> tuple[float, WrongMatchCurve]:
+    """(covariance_scale, wrong-match curve) of honest_covariance() fitted on these frames, one part of the
+    mixture each: the curve is the observed rate of wrong matches (beyond 5 m or 5 deg) as a function of the
+    confidence; the scale on the volume's own spread makes the median NEES of the other frames that of an honest
+    3-DoF estimate (2.37)."""
+    wrong = is_wrong_match(gt, est)
+    right = ~wrong if (~wrong).any() else np.ones_like(wrong)
+    scale = covariance_scale(nees(gt[right], est[right], spread[right]))
+    return scale, fit_wrong_match(confidence, wrong)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -16,15 +16,17 @@ import numpy as np
 from tqdm import tqdm
 
 from translocnet_ros.dataset.kitti import KittiDrive
-from translocnet_ros.evaluation.calibration import consistency
+from translocnet_ros.evaluation.calibration import consistency, nees, nees_xy
 from translocnet_ros.evaluation.metrics import summarize
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.localization.tracker import TrackerConfig
 from translocnet_ros.localization.types import ImagerySource, LocalizationError, Localizer, SearchWindow
 
 log = logging.getLogger(__name__)
 
 PRIOR_OFFSET_M = 20.0
+PUBLISH_CONFIDENCE = TrackerConfig().publish_min  # the node's default confidence_publish
 PROTOCOLS = {
     "known": SearchWindow(PRIOR_OFFSET_M, np.radians(10.0)),
     "unknown": SearchWindow(PRIOR_OFFSET_M, np.pi),
@@ -112,10 +114,33 @@ def score_results(gt: np.ndarray, results: list[FrameResult], method: Localizer,
     summary = summarize(
         gt, est, np.array([r.latency_ms for r in results]), method.name, protocol, method.device
     )
-    summary["calibration"] = consistency(
-        gt, est, np.array([r.cov for r in results]), np.array([r.confidence for r in results])
-    )
+    cov, conf = np.array([r.cov for r in results]), np.array([r.confidence for r in results])
+    summary["calibration"] = consistency(gt, est, cov, conf)
+    summary["calibration"]["nees_xy_median"] = float(np.median(nees_xy(gt, est, cov)))
+    summary["published"] = published_nees(gt, est, cov, conf)
     return summary
+
+
+def published_nees(
+    gt: np.ndarray,
+    est: np.ndarray,
+    cov: np.ndarray,
+    confidence: np.ndarray,
+    min_confidence: float = PUBLISH_CONFIDENCE,
+) -> dict:
+    """NEES of the frames the node would publish (confidence >= its confidence_publish): x/y (2 DoF, median 1.39
+    when honest) and x/y/yaw (3 DoF, median 2.37); None when no frame reaches it."""
+    sel = confidence >= min_confidence
+    out = {"min_confidence": min_confidence, "n": int(sel.sum())}
+    if not sel.any():
+        return {**out, "nees_xy_median": None, "nees_xy_mean": None, "nees_median": None}
+    xy, full = nees_xy(gt[sel], est[sel], cov[sel]), nees(gt[sel], est[sel], cov[sel])
+    return {
+        **out,
+        "nees_xy_median": float(np.median(xy)),
+        "nees_xy_mean": float(np.mean(xy)),
+        "nees_median": float(np.median(full)),
+    }
 
 
 def write_frames_csv(path: Path, results: list[FrameResult]) -> None:

@@ -5,6 +5,8 @@ Shared by every method, so the baseline and the learned model are judged by the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from translocnet_ros.geo.crs import wrap_angle
@@ -47,9 +49,85 @@ def _quadratic_peak(block: np.ndarray) -> np.ndarray | None:
 NEAR_M, NEAR_RAD = 1.0, np.radians(2.0)  # the confidence is the probability of being this close to the mode
 
 
-def decode_volume(volume: ScoreVolume, temperature: float = 1.0, covariance_scale: float = 1.0) -> Estimate:
-    """Mode with sub-cell refinement; covariance and confidence from the distribution softmax(logits / T), the
-    covariance times the calibrated scale."""
+@dataclass(frozen=True)
+class WrongMatchCurve:
+    """P(the mode is a wrong match | confidence): non-increasing, piecewise linear between knots, constant
+    beyond them; no knots = never (an uncalibrated method). Fitted on the validation towns
+    (calibration.fit_wrong_match) and stored in the model's metadata."""
+
+    confidence: tuple[float, ...] = ()
+    probability: tuple[float, ...] = ()
+
+    def __call__(self, confidence: float) -> float:
+        if not self.confidence:
+            return 0.0
+        return float(np.interp(confidence, self.confidence, self.probability))
+
+    def to_dict(self) -> dict:
+        return {"confidence": list(self.confidence), "probability": list(self.probability)}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> WrongMatchCurve:
+        if not d:
+            return cls()
+        c, p = tuple(float(v) for v in d["confidence"]), tuple(float(v) for v in d["probability"])
+        if len(c) != len(p) or any(np.diff(c) < 0) or not all(0 <= v <= 1 for v in p):
+            raise ValueError(
+                f"wrong-match curve needs increasing confidences and probabilities in [0, 1]: {d}"
+            )
+        return cls(c, p)
+
+
+NO_WRONG_MATCH = WrongMatchCurve()
+
+
+def honest_covariance(
+    covariance: np.ndarray,
+    confidence: float,
+    window: np.ndarray,
+    covariance_scale: float = 1.0,
+    wrong_match: WrongMatchCurve = NO_WRONG_MATCH,
+) -> np.ndarray:
+    """The published covariance, the second moment of a two-way mixture: with probability 1 - q the mode is
+    right and the error follows the volume's own spread (times the calibrated scale); with q = wrong_match(
+    confidence) the mode is a wrong match and the pose may be anywhere in the search window.
+
+    A learned matcher can be peaked at the wrong place (on real imagery its volume often gives the truth almost
+    no mass), so its own spread understates the error exactly when its confidence is low; the second term keeps
+    such a covariance as wide as the window searched. Both parts are fitted on the validation towns (`translocnet
+    calibrate`)."""
+    q = wrong_match(float(np.clip(confidence, 0.0, 1.0)))
+    return (1.0 - q) * covariance_scale * covariance + q * window
+
+
+@dataclass
+class DecodedVolume:
+    """What a volume says before calibration: the mode, the distribution's second moment about it (with the
+    quantization floor), the mass near it, and the second moment about it of a pose spread evenly over the
+    window (where the pose may be when the mode is a wrong match)."""
+
+    pose: Pose2D
+    spread: np.ndarray
+    confidence: float
+    window: np.ndarray
+    likelihood: np.ndarray
+
+
+def decode_volume(
+    volume: ScoreVolume,
+    temperature: float = 1.0,
+    covariance_scale: float = 1.0,
+    wrong_match: WrongMatchCurve = NO_WRONG_MATCH,
+) -> Estimate:
+    """Mode with sub-cell refinement; covariance and confidence from the distribution softmax(logits / T); the
+    published covariance is honest_covariance() of them with the calibrated scale and wrong-match curve."""
+    d = decode_parts(volume, temperature)
+    cov = honest_covariance(d.spread, d.confidence, d.window, covariance_scale, wrong_match)
+    return Estimate(d.pose, cov, d.confidence, d.likelihood)
+
+
+def decode_parts(volume: ScoreVolume, temperature: float = 1.0) -> DecodedVolume:
+    """decode_volume() before the calibrated covariance (the calibration fits it from these parts)."""
     logits = volume.logits / temperature
     prior, yaw_offsets, m_per_px, centre_px = (
         volume.prior,
@@ -90,4 +168,5 @@ def decode_volume(volume: ScoreVolume, temperature: float = 1.0, covariance_scal
     step_yaw = float(np.min(np.diff(np.sort(yaw_offsets)))) if nk > 1 else np.radians(1.0)
     cov += np.diag([m_per_px**2 / 12, m_per_px**2 / 12, step_yaw**2 / 12])  # quantization floor
     near = (np.hypot(cells[0], cells[1]) <= NEAR_M) & (np.abs(cells[2]) <= NEAR_RAD)
-    return Estimate(pose, cov * covariance_scale, float(p[near].sum()), p.max(axis=0).astype(np.float32))
+    window = np.diag([np.mean(np.square(v)) for v in (dx, dy, dyaw)])
+    return DecodedVolume(pose, cov, float(p[near].sum()), window, p.max(axis=0).astype(np.float32))

@@ -15,7 +15,7 @@ import numpy as np
 from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.bev import BevGrid, rasterize
-from translocnet_ros.localization.decode import decode_volume
+from translocnet_ros.localization.decode import NO_WRONG_MATCH, decode_volume
 from translocnet_ros.localization.threads import limit_blas_threads
 from translocnet_ros.localization.types import (
     Estimate,
@@ -64,6 +64,7 @@ class NccLocalizer:
         self.grid = BevGrid(size + size % 2, self.cfg.m_per_px)
         self.temperature = self.cfg.temperature
         self.covariance_scale = 1.0
+        self.wrong_match = NO_WRONG_MATCH
 
     def template(self, scan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Vehicle-aligned LiDAR edge template and the mask of cells the scan observed."""
@@ -94,7 +95,10 @@ class NccLocalizer:
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
     ) -> Estimate:
         return decode_volume(
-            self.score_volume(scan, imagery, prior, window), self.temperature, self.covariance_scale
+            self.score_volume(scan, imagery, prior, window),
+            self.temperature,
+            self.covariance_scale,
+            self.wrong_match,
         )
 
     def score_volume(

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from translocnet_ros.geo.pose import Pose2D
-from translocnet_ros.localization.decode import decode_volume
+from translocnet_ros.localization.decode import WrongMatchCurve, decode_volume
 from translocnet_ros.localization.threads import limit_blas_threads
 from translocnet_ros.localization.types import (
     Estimate,
@@ -99,6 +99,9 @@ class TransLocNetLocalizer:
         calibration = self.meta.get("calibration", {})
         self.temperature = float(calibration.get("temperature", 1.0))
         self.covariance_scale = float(calibration.get("covariance_scale", 1.0))
+        # P(wrong match | confidence): how much of the search window's spread the covariance takes in
+        # (decode.honest_covariance); absent in metadata calibrated before it: none
+        self.wrong_match = WrongMatchCurve.from_dict(calibration.get("wrong_match"))
         self.yaw_step = np.radians(yaw_step_deg)
         self.wide_yaw_step = np.radians(wide_yaw_step_deg)
         # yaw hypotheses scored per batch: all at once on a GPU (one launch sequence, memory is plentiful),
@@ -137,7 +140,10 @@ class TransLocNetLocalizer:
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
     ) -> Estimate:
         return decode_volume(
-            self.score_volume(scan, imagery, prior, window), self.temperature, self.covariance_scale
+            self.score_volume(scan, imagery, prior, window),
+            self.temperature,
+            self.covariance_scale,
+            self.wrong_match,
         )
 
     @torch.no_grad()
