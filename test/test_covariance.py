@@ -165,6 +165,34 @@ def test_localizer_applies_the_calibration_in_its_metadata(tmp_path, small_town)
     q = curve(parts.confidence)
     assert q >= 0.1  # the curve never falls below 0.1: the window term is in play
     np.testing.assert_allclose(est.covariance, (1 - q) * 0.7 * parts.spread + q * parts.window, rtol=1e-6)
-    del meta["calibration"]["wrong_match"]  # metadata calibrated before the curve existed: no window term
+    meta["calibration"]["filter_covariance_scale"] = 4.0
     model.with_suffix(".json").write_text(json.dumps(meta))
-    assert TransLocNetLocalizer(model, device="cpu").wrong_match(0.0) == 0.0
+    assert TransLocNetLocalizer(model, device="cpu").filter_covariance_scale == 4.0
+    meta["calibration"] = {"temperature": 1.3, "covariance_scale": 0.7}  # calibrated before curve and filter
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    old = TransLocNetLocalizer(model, device="cpu")
+    assert old.wrong_match(0.0) == 0.0 and old.filter_covariance_scale == 1.0
+
+
+def test_filter_posterior_covariance_takes_the_calibrated_factor():
+    from translocnet_ros.localization.filter import BayesFilter, FilterConfig
+    from translocnet_ros.localization.fusion import FilteredLocalizer
+    from translocnet_ros.localization.types import SearchWindow
+
+    vol = _wrong_cluster_volume()
+    ests = []
+    for scale in (1.0, 3.0):
+        f = BayesFilter(FilterConfig(particles=500, seed=4), covariance_scale=scale)
+        f.seed(PRIOR, SearchWindow(20.0, np.radians(10.0)), "test")
+        ests.append(f.update(vol))
+    assert ests[0].pose == ests[1].pose and ests[0].confidence == ests[1].confidence
+    np.testing.assert_allclose(ests[1].covariance, 3.0 * ests[0].covariance)
+
+    class Method:  # a calibrated volume method, as TransLocNetLocalizer reads it from its metadata
+        name, device, temperature, filter_covariance_scale = "stub", "cpu", 1.0, 2.5
+
+        def score_volume(self, scan, imagery, prior, window):
+            return vol
+
+    assert FilteredLocalizer(Method()).filter.covariance_scale == 2.5
+    assert FilteredLocalizer(None).filter.covariance_scale == 1.0

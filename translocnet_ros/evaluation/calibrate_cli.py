@@ -5,8 +5,11 @@ temperature T that minimizes the true pose's NLL under softmax(logits / T). Then
 decode.honest_covariance() is fitted (calibration.fit_covariance): a factor on the volume's own spread so that
 the median NEES is that of an honest 3-DoF estimate, and a weight on the search window's spread, times
 1 - confidence, so that the 95% quantile of the NEES is honest too (wrong matches the volume does not show).
-For translocnet, --write stores the three values in the model's metadata (the localizer, hence the node and
-eval, applies them); for ncc it prints them. The consistency statistics before and after show what changed.
+Last, the val drives run through the temporal filter (`eval --protocol sequence`, what the node runs) at the
+fitted T, and a factor on the filter's posterior covariance makes the median NEES of the frames it would publish
+(confidence >= 0.2) honest (--no-sequence skips it). For translocnet, --write stores the values in the model's
+metadata (the localizer, hence the node, eval and the filter, applies them); for ncc it prints them. The
+consistency statistics before and after show what changed.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from translocnet_ros.evaluation.calibration import (
     WRONG_MATCH_DEG,
     WRONG_MATCH_M,
     consistency,
+    covariance_scale,
     fit_covariance,
     fit_temperature,
+    nees,
     true_pose_nll,
 )
-from translocnet_ros.evaluation.protocol import PROTOCOLS, draw_priors
+from translocnet_ros.evaluation.protocol import PROTOCOLS, PUBLISH_CONFIDENCE, draw_priors
+from translocnet_ros.evaluation.sequence import run_sequence
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.localization.decode import (
@@ -64,6 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--write", action="store_true", help="translocnet: store the calibration in the model's metadata"
     )
+    p.add_argument("--no-sequence", action="store_true", help="do not fit the temporal filter's covariance")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -125,6 +132,25 @@ def summary_at(
     }
 
 
+def sequence_frames(method, towns: list[Path], seed: int, progress: bool):
+    """(gt, est, cov, confidence) of every frame of every drive of the towns through the temporal filter."""
+    gts, ests, covs, confs = [], [], [], []
+    for town in towns:
+        src = GeoTiffSource(town / "ortho.tif")
+        for drive_dir in sorted(town.glob("drive_*")):
+            gt, results = run_sequence(method, KittiDrive(drive_dir), src, src.crs, seed, progress=progress)
+            gts.append(gt)
+            ests += [[r.est.x, r.est.y, r.est.yaw] for r in results]
+            covs += [r.cov for r in results]
+            confs += [r.confidence for r in results]
+    return np.concatenate(gts), np.array(ests), np.array(covs), np.array(confs)
+
+
+def published_filter_nees(gt, est, cov, conf) -> np.ndarray:
+    pub = conf >= PUBLISH_CONFIDENCE
+    return nees(gt[pub], est[pub], cov[pub])
+
+
 def run(args) -> int:
     if args.split == "test":
         raise SystemExit("calibrating on the test split would leak it into the reported results")
@@ -142,6 +168,19 @@ def run(args) -> int:
     t, _ = fit_temperature(volumes, truths)
     scale, wrong = fit_calibrated_covariance(volumes, truths, t)
     after = summary_at(volumes, truths, t, scale, wrong)
+    filter_scale, filter_fit = getattr(method, "filter_covariance_scale", 1.0), {}
+    if not args.no_sequence:  # the filter at the fitted T, its own covariance unscaled
+        in_use_filter = filter_scale
+        method.temperature, method.filter_covariance_scale = t, 1.0
+        raw = published_filter_nees(*sequence_frames(method, towns, args.seed, not args.quiet))
+        if len(raw):
+            filter_scale = covariance_scale(raw)
+            filter_fit = {
+                "frames": len(raw),
+                "nees_median_before": float(np.median(raw / in_use_filter)),
+                "nees_median_after": float(np.median(raw / filter_scale)),
+            }
+        print(f"filter   covariance scale {in_use_filter:.4g} -> {filter_scale:.4g} {filter_fit}")
     for label, s in (("current", before), ("fitted", after)):
         curve = WrongMatchCurve.from_dict(s["wrong_match"])
         stats = " ".join(f"{k}={v:.4g}" for k, v in s.items() if k != "wrong_match")
@@ -157,6 +196,8 @@ def run(args) -> int:
                 **wrong.to_dict(),
                 "definition": f"position error > {WRONG_MATCH_M:g} m or yaw error > {WRONG_MATCH_DEG:g} deg",
             },
+            "filter_covariance_scale": filter_scale,
+            "filter_fit": filter_fit or "not fitted (--no-sequence or no published frame)",
             "split": args.split,
             "towns": [p.name for p in towns],
             "protocol": " + ".join(args.protocol),

@@ -105,8 +105,12 @@ def _circular_mean(yaw: np.ndarray, w: np.ndarray) -> float:
 class BayesFilter:
     """Particles (x, y, yaw) with log-weights; a pending uniform region stands for a prior not yet seen by a scan."""
 
-    def __init__(self, cfg: FilterConfig | None = None):
+    def __init__(self, cfg: FilterConfig | None = None, covariance_scale: float = 1.0):
+        """covariance_scale: factor on the particles' covariance in the estimate, fitted on the val drives by
+        `translocnet calibrate` (the method's filter_covariance_scale): consecutive scans of one street err
+        alike, so the fused particles are more certain than the pose is."""
         self.cfg = cfg or FilterConfig()
+        self.covariance_scale = covariance_scale
         self.rng = np.random.default_rng(self.cfg.seed)
         self.state = State.WAITING
         self.reason = "no initial pose or GNSS fix yet"
@@ -294,7 +298,7 @@ class BayesFilter:
         cov = (d * w[:, None]).T @ d
         near = (np.hypot(d[:, 0], d[:, 1]) <= NEAR_M) & (np.abs(d[:, 2]) <= NEAR_RAD)
         self.mode = Pose2D(float(mode[0]), float(mode[1]), float(mode[2]))
-        self.estimate = Estimate(self.mode, cov, float(w[near].sum()))
+        self.estimate = Estimate(self.mode, cov * self.covariance_scale, float(w[near].sum()))
 
     def _transition(self) -> None:
         c = self.cfg

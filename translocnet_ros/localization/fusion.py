@@ -62,7 +62,7 @@ class FilteredLocalizer:
         if method is not None and not isinstance(method, SupportedLocalizer):
             method = SupportedLocalizer(method)
         self.method = method
-        self.filter = BayesFilter(cfg)
+        self.filter = BayesFilter(cfg, getattr(method, "filter_covariance_scale", 1.0))
         self.publish_min = publish_min
         self._odom: Pose2D | None = None  # odom -> base at the previous scan
         self._fused = False  # some scan's evidence is in the belief (relocalize needs one)

@@ -65,6 +65,7 @@ class NccLocalizer:
         self.temperature = self.cfg.temperature
         self.covariance_scale = 1.0
         self.wrong_match = NO_WRONG_MATCH
+        self.filter_covariance_scale = 1.0
 
     def template(self, scan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Vehicle-aligned LiDAR edge template and the mask of cells the scan observed."""

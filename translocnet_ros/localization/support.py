@@ -141,6 +141,10 @@ class SupportedLocalizer:
     def temperature(self) -> float:
         return getattr(self.method, "temperature", 1.0)
 
+    @property
+    def filter_covariance_scale(self) -> float:
+        return getattr(self.method, "filter_covariance_scale", 1.0)
+
     def score_volume(
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
     ) -> ScoreVolume:

@@ -102,6 +102,8 @@ class TransLocNetLocalizer:
         # P(wrong match | confidence): how much of the search window's spread the covariance takes in
         # (decode.honest_covariance); absent in metadata calibrated before it: none
         self.wrong_match = WrongMatchCurve.from_dict(calibration.get("wrong_match"))
+        # factor on the temporal filter's posterior covariance (filter.BayesFilter), fitted on the val drives
+        self.filter_covariance_scale = float(calibration.get("filter_covariance_scale", 1.0))
         self.yaw_step = np.radians(yaw_step_deg)
         self.wide_yaw_step = np.radians(wide_yaw_step_deg)
         # yaw hypotheses scored per batch: all at once on a GPU (one launch sequence, memory is plentiful),
