@@ -74,3 +74,41 @@ def test_replay_ros2_bag(tmp_path, ros_context):
     }
     assert not any(t.child_frame_id == "base_link" for t in tf)  # ground truth withheld
     assert clock and np.all(np.diff(clock) >= 0)
+
+
+def test_replayed_odometry_is_the_sequence_protocols(small_town):
+    """`replay --odom` publishes dead reckoning from the wheel-odometry increments of DESIGN.md §6, drawn as
+    `eval --protocol sequence --seed` draws them, so the live node and the protocol see the same odometry;
+    --no-gnss leaves out the fixes and nothing else."""
+    require_ros()
+    from translocnet_ros.dataset.kitti import KittiDrive
+    from translocnet_ros.evaluation.sequence import noisy_odometry
+    from translocnet_ros.geo.crs import MapFrame
+    from translocnet_ros.geo.pose import Pose2D
+    from translocnet_ros.imagery.geotiff import GeoTiffSource
+    from translocnet_ros.ros.convert import matrix_to_pose2d
+    from translocnet_ros.ros.replay import GNSS_TOPIC, drive_messages
+
+    def odom(messages):
+        from translocnet_ros.geo.tf_tree import make_transform
+
+        out = []
+        for _, topic, msg in messages:
+            for t in getattr(msg, "transforms", []) if topic == "/tf" else []:
+                tr, r = t.transform.translation, t.transform.rotation
+                out.append(matrix_to_pose2d(make_transform([tr.x, tr.y, tr.z], [r.x, r.y, r.z, r.w])))
+        return out
+
+    drive_dir = small_town / "drive_00"
+    with_fix = list(drive_messages(drive_dir, False, 2.0, True, seed=3))
+    no_fix = list(drive_messages(drive_dir, False, 2.0, True, seed=3, gnss=False))
+    assert [m for m in with_fix if m[1] != GNSS_TOPIC] and not [m for m in no_fix if m[1] == GNSS_TOPIC]
+    assert len(with_fix) - len(no_fix) == len(KittiDrive(drive_dir).frames)
+    crs = GeoTiffSource(small_town / "ortho.tif").crs
+    dead = Pose2D(0.0, 0.0, 0.0)
+    gt = KittiDrive(drive_dir).ground_truth(MapFrame.from_any(crs)).poses
+    published = odom(no_fix)
+    assert len(published) == len(gt)
+    for pose, inc in zip(published, noisy_odometry(gt, 3), strict=True):
+        dead = dead.compose(inc)
+        assert (pose.x, pose.y, pose.yaw) == pytest.approx((dead.x, dead.y, dead.yaw), abs=2e-3)

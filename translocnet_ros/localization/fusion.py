@@ -3,10 +3,12 @@ whether the result may be published. `eval --protocol sequence` drives the same 
 what the node publishes.
 
 - `FilteredLocalizer`: the temporal filter (filter.py). Each scan: predict with the odometry increment since the
-  previous scan (from the odom -> base pose the caller reads; None = no odometry: a random walk instead), score
-  the window the belief asks for behind the support checks (support.py), fuse it, and publish the posterior
-  mode and covariance only when the filter is converged, the posterior is sound and its confidence reaches
-  `publish_min`.
+  previous scan (from the odom -> base pose the caller reads), score the window the belief asks for behind the
+  support checks (support.py), fuse it, and publish the posterior mode and covariance only when the filter is
+  converged, the posterior is sound and its confidence reaches `publish_min`. Without odometry (None from the
+  start) the prediction is a random walk. A scan whose odometry is missing in a stream that had it (a TF sample
+  lost) is skipped: the next increment is taken from the last known odometry, so the motion across the gap is
+  counted once; after MAX_ODOM_GAP such scans in a row the stream counts as gone (random walk until it returns).
 - `SingleScanLocalizer`: the tracker of tracker.py (every scan localized alone), for `filter.enabled: false`.
 
 Both are thread-safe for one scanning thread and callbacks that set priors: the slow part (the volume) runs
@@ -28,6 +30,7 @@ from translocnet_ros.localization.tracker import Prior, Tracker, TrackerConfig
 from translocnet_ros.localization.types import Estimate, ImagerySource, LocalizationError, SearchWindow
 
 WAITING_FOR_PRIOR = "waiting for a prior: publish /initialpose, a GNSS fix on gnss/fix, or set initial_pose"
+MAX_ODOM_GAP = 5  # scans in a row without the odometry a stream had before it counts as gone
 
 
 @dataclass
@@ -64,7 +67,8 @@ class FilteredLocalizer:
         self.method = method
         self.filter = BayesFilter(cfg, getattr(method, "filter_covariance_scale", 1.0))
         self.publish_min = publish_min
-        self._odom: Pose2D | None = None  # odom -> base at the previous scan
+        self._odom: Pose2D | None = None  # odom -> base at the last scan that had it
+        self._odom_gap = 0  # scans in a row whose odometry was missing
         self._fused = False  # some scan's evidence is in the belief (relocalize needs one)
         self._generation = 0  # bumped by every prior, so a volume scored before it is not fused after it
         self._lock = threading.Lock()
@@ -150,9 +154,16 @@ class FilteredLocalizer:
         t0 = time.perf_counter()
         with self._lock:
             f = self.filter
+            if odom is None and self._odom is not None:  # a gap in an odometry stream
+                self._odom_gap += 1
+                if self._odom_gap < MAX_ODOM_GAP:
+                    why = "no odometry at this scan's stamp: scan skipped (the next increment spans the gap)"
+                    f.no_evidence(why)
+                    return Step(f.estimate, False, why, error=why, state=f.state.name)
+                self._odom = None  # the stream is gone: random walk from here
+            self._odom_gap = 0
             increment = odometry_increment(self._odom, odom)
-            if odom is not None:
-                self._odom = odom
+            self._odom = odom
             f.predict(increment)
             ask = f.search_window()
             generation = self._generation

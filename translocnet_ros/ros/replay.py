@@ -2,7 +2,7 @@
 
 SOURCE is a ROS 1 bag (as written by kitti2bag), a ROS 2 bag (sqlite3 / MCAP), both read with `rosbags`, or
 a drive folder in the KITTI raw layout (scans, OXTS as NavSatFix, the calibration as /tf_static, optional
-simulated wheel odometry). The bag's ground-truth pose (`/tf` world -> base_link) is withheld unless
+simulated wheel odometry: the noisy increments of DESIGN.md §6, the same draws as `eval --protocol sequence`). The bag's ground-truth pose (`/tf` world -> base_link) is withheld unless
 --with-ground-truth.
 """
 
@@ -65,24 +65,28 @@ def bag_topics(path: Path) -> dict[str, type]:
         return {c.topic: _ros_class(c.msgtype) for c in reader.connections}
 
 
-def drive_topics(with_ground_truth: bool, odom: bool) -> dict[str, type]:
+def drive_topics(with_ground_truth: bool, odom: bool, gnss: bool = True) -> dict[str, type]:
     from sensor_msgs.msg import NavSatFix, PointCloud2
     from tf2_msgs.msg import TFMessage
 
-    topics = {"/tf_static": TFMessage, GNSS_TOPIC: NavSatFix, LIDAR_TOPIC: PointCloud2}
+    topics = {"/tf_static": TFMessage, LIDAR_TOPIC: PointCloud2}
+    if gnss:
+        topics[GNSS_TOPIC] = NavSatFix
     if with_ground_truth or odom:
         topics["/tf"] = TFMessage
     return topics
 
 
 def drive_messages(
-    path: Path, with_ground_truth: bool, gnss_noise_m: float, odom: bool, seed: int = 0
+    path: Path, with_ground_truth: bool, gnss_noise_m: float, odom: bool, seed: int = 0, gnss: bool = True
 ) -> Iterator[tuple[int, str, object]]:
-    """A KITTI-layout drive as kitti2bag would publish it, plus optional odom -> base_link."""
-    from sensor_msgs.msg import NavSatFix, NavSatStatus
+    """A KITTI-layout drive as kitti2bag would publish it, plus optional odom -> base_link: dead reckoning from
+    the wheel-odometry increments of DESIGN.md §6 drawn with `seed` (eval --protocol sequence --seed draws the
+    same ones), so a live run and the offline protocol see the same odometry."""
     from tf2_msgs.msg import TFMessage
 
     from translocnet_ros.dataset.kitti import KittiDrive
+    from translocnet_ros.evaluation.sequence import noisy_odometry
     from translocnet_ros.geo.crs import MapFrame
     from translocnet_ros.geo.pose import Pose2D
     from translocnet_ros.ros.convert import pose2d_to_matrix, sec_to_stamp, transform_msg
@@ -96,6 +100,7 @@ def drive_messages(
     frame = MapFrame.from_any(f"EPSG:{32600 + zone if lat[0] >= 0 else 32700 + zone}")
     gt = drive.ground_truth(frame).poses
     base_velo = drive.t_velo_to_base
+    increments = noisy_odometry(gt, seed) if odom else []
     odom_pose = Pose2D(0.0, 0.0, 0.0)
     for k, f in enumerate(drive.frames):
         t = float(drive.timestamps[k])
@@ -106,15 +111,8 @@ def drive_messages(
             "/tf_static",
             TFMessage(transforms=[transform_msg("base_link", "velo_link", base_velo, stamp)]),
         )
-        if odom:  # wheel odometry: true motion plus 2% scale and heading drift
-            if k:
-                step = gt[k - 1].inverse().compose(gt[k])
-                noisy = Pose2D(
-                    step.x * (1 + rng.normal(0, 0.02)),
-                    step.y + rng.normal(0, 0.01),
-                    step.yaw + rng.normal(0, np.radians(0.1)),
-                )
-                odom_pose = odom_pose.compose(noisy)
+        if odom:  # wheel odometry: 2% scale error, heading drift and noise (DESIGN.md §6)
+            odom_pose = odom_pose.compose(increments[k])
             yield (
                 ns,
                 "/tf",
@@ -128,27 +126,30 @@ def drive_messages(
                 "/tf",
                 TFMessage(transforms=[transform_msg("world", "base_link", pose2d_to_matrix(gt[k]), stamp)]),
             )
-        fix = NavSatFix()
-        fix.header.stamp, fix.header.frame_id = stamp, "imu_link"
-        fix.status.status, fix.status.service = NavSatStatus.STATUS_FIX, NavSatStatus.SERVICE_GPS
         e, n = frame.to_map(lat[k], lon[k])
-        fl, fo = frame.to_latlon(e + rng.normal(0, gnss_noise_m), n + rng.normal(0, gnss_noise_m))
-        fix.latitude, fix.longitude, fix.altitude = float(fl), float(fo), float(drive.oxts[k, 2])
-        fix.position_covariance = [
-            max(gnss_noise_m, 0.05) ** 2,
-            0,
-            0,
-            0,
-            max(gnss_noise_m, 0.05) ** 2,
-            0,
-            0,
-            0,
-            25.0,
-        ]
-        fix.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
-        yield ns, GNSS_TOPIC, fix
+        noise = rng.normal(0, gnss_noise_m, 2)  # drawn either way: the fixes do not depend on --no-gnss
+        if gnss:
+            yield (
+                ns,
+                GNSS_TOPIC,
+                _fix(stamp, frame, e + noise[0], n + noise[1], drive.oxts[k, 2], gnss_noise_m),
+            )
         cloud = array_to_cloud(drive.scan_velo(f), "velo_link", stamp, ("x", "y", "z", "i"))
         yield ns, LIDAR_TOPIC, cloud
+
+
+def _fix(stamp, frame, e: float, n: float, altitude: float, noise_m: float):
+    from sensor_msgs.msg import NavSatFix, NavSatStatus
+
+    fix = NavSatFix()
+    fix.header.stamp, fix.header.frame_id = stamp, "imu_link"
+    fix.status.status, fix.status.service = NavSatStatus.STATUS_FIX, NavSatStatus.SERVICE_GPS
+    fl, fo = frame.to_latlon(e, n)
+    fix.latitude, fix.longitude, fix.altitude = float(fl), float(fo), float(altitude)
+    var = max(noise_m, 0.05) ** 2
+    fix.position_covariance = [var, 0, 0, 0, var, 0, 0, 0, 25.0]
+    fix.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
+    return fix
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -164,6 +165,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--gnss-noise-m", type=float, default=0.0, help="drive folders: noise added to the GNSS fixes"
     )
     p.add_argument("--odom", action="store_true", help="drive folders: publish simulated odom -> base_link")
+    p.add_argument("--no-gnss", action="store_true", help="drive folders: publish no GNSS fixes")
     p.add_argument(
         "--start-delay",
         type=float,
@@ -198,7 +200,12 @@ def run(args) -> int:
         for k in range(args.loop):
             if is_drive:
                 yield from drive_messages(
-                    source, args.with_ground_truth, args.gnss_noise_m, args.odom, seed=k
+                    source,
+                    args.with_ground_truth,
+                    args.gnss_noise_m,
+                    args.odom,
+                    seed=k,
+                    gnss=not args.no_gnss,
                 )
             else:
                 yield from bag_messages(source, args.with_ground_truth)
@@ -209,7 +216,9 @@ def run(args) -> int:
         depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
     )
     default_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    topics = drive_topics(args.with_ground_truth, args.odom) if is_drive else bag_topics(source)
+    topics = (
+        drive_topics(args.with_ground_truth, args.odom, not args.no_gnss) if is_drive else bag_topics(source)
+    )
     # every publisher exists before the first message, so that subscribers have matched it by then
     pubs = {
         topic: node.create_publisher(cls, topic, static_qos if topic == "/tf_static" else default_qos)

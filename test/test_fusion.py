@@ -1,0 +1,168 @@
+"""The engine step the node and `eval --protocol sequence` share (localization/fusion.py): what is published and
+why not, odometry increments and gaps, priors (initial pose, GNSS, relocalize) and the support checks."""
+
+import numpy as np
+import pytest
+from test_filter import gaussian_volume
+
+from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.localization.filter import FilterConfig
+from translocnet_ros.localization.fusion import FilteredLocalizer
+from translocnet_ros.localization.types import LocalizationError
+
+
+def street_scan(seed=0):
+    """Points a support check takes for a real sweep: 60 m across, walls and trees above the ground."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(-40.0, 40.0, (20000, 2))
+    z = np.where(rng.random(20000) < 0.3, rng.uniform(0.5, 8.0, 20000), rng.normal(-1.7, 0.05, 20000))
+    return np.column_stack([xy, z, rng.random(20000)]).astype(np.float32)
+
+
+class VolumeAt:
+    """A volume method whose likelihood peaks at the vehicle's true pose (set by the test before each scan)."""
+
+    name, device, temperature = "fake", "cpu", 1.0
+
+    def __init__(self, sd=0.6):
+        self.truth, self.calls, self.during, self.sd = None, [], None, sd
+
+    def score_volume(self, scan, imagery, prior, window):
+        self.calls.append((prior, window))
+        if self.during is not None:
+            self.during()
+        return gaussian_volume(self.truth, prior, window, sd=self.sd)
+
+
+def drive(engine, method, truth, odom, steps, step=None, drop=()):
+    """Drive `steps` scans 1 m forward; odometry exact except the scans in `drop`, which have none."""
+    step, out = step or Pose2D(1.0, 0.0, 0.0), []
+    for k in range(steps):
+        truth, odom = truth.compose(step), odom.compose(step)
+        method.truth = truth
+        out.append(engine.step(street_scan(), None, None if k in drop else odom))
+    return truth, odom, out
+
+
+def test_publishes_only_a_converged_posterior_and_says_why_not():
+    method = VolumeAt()
+    engine = FilteredLocalizer(method, FilterConfig(seed=1), publish_min=0.2)
+    first = engine.step(street_scan(), None, Pose2D(0.0, 0.0, 0.0))
+    assert not first.publish and not first.fused and "waiting for a prior" in first.reason
+    truth = Pose2D(300.0, 200.0, 0.4)
+    engine.set_initial_pose(truth.offset(8.0, -6.0, np.radians(5.0)), yaw_std_rad=np.radians(5.0))
+    _, _, steps = drive(engine, method, truth, Pose2D(0.0, 0.0, 0.0), 8)
+    assert all(s.fused for s in steps) and steps[-1].publish and steps[-1].reason == ""
+    est = steps[-1].estimate.pose
+    assert np.hypot(est.x - method.truth.x, est.y - method.truth.y) < 0.3
+    assert steps[-1].likelihood is not None and steps[-1].likelihood.max() > 0  # the posterior, as an image
+    assert steps[-1].state == "CONVERGED" and np.isfinite(steps[-1].filter_ms)
+    # the same belief, a stricter threshold: held back with the reason
+    engine.configure(engine.filter.cfg, publish_min=1.01)
+    _, _, (held,) = drive(engine, method, method.truth, Pose2D(8.0, 0.0, 0.0), 1)
+    assert not held.publish and "(< confidence_publish 1.01)" in held.reason
+    # a flat volume right after a fresh prior: searching, not published
+    engine.configure(engine.filter.cfg, publish_min=0.0)
+    engine.set_initial_pose(method.truth, yaw_std_rad=0.0)
+    method.truth = method.truth.offset(0.0, 0.0, 0.0)
+    wide = gaussian_volume(method.truth, method.truth, engine.filter.search_window()[1], sd=8.0)
+    method.score_volume = lambda *a: wide
+    s = engine.step(street_scan(), None, Pose2D(8.0, 0.0, 0.0))
+    assert s.fused and not s.publish and s.reason.startswith("filter searching")
+
+
+def test_an_odometry_gap_skips_the_scan_and_counts_the_motion_once():
+    """A lost odom sample: the scan is skipped and the next increment spans the gap, so the belief follows the
+    vehicle exactly as without the gap (a random walk there would count the gap's motion twice)."""
+    ends = []
+    for drop in ((), (6,)):
+        method = VolumeAt()
+        engine = FilteredLocalizer(method, FilterConfig(seed=2))
+        truth = Pose2D(0.0, 0.0, 0.0)
+        engine.set_initial_pose(truth)
+        truth, _, steps = drive(engine, method, truth, Pose2D(5.0, 5.0, 1.0), 12, drop=drop)
+        ends.append((truth, steps))
+    (truth, clean), (_, gap) = ends
+    assert not gap[6].fused and "no odometry at this scan's stamp" in gap[6].reason
+    assert [s.fused for s in gap] == [k != 6 for k in range(12)]
+    for steps in (clean, gap):
+        p = steps[-1].estimate.pose
+        assert np.hypot(p.x - truth.x, p.y - truth.y) < 0.3 and steps[-1].publish
+
+
+def test_without_odometry_the_belief_walks_and_follows_the_scans():
+    method = VolumeAt(sd=0.3)  # sharp scans: a random walk needs them to converge
+    engine = FilteredLocalizer(method, FilterConfig(seed=3))
+    truth = Pose2D(50.0, 50.0, 0.0)
+    engine.set_initial_pose(truth)
+    out = []
+    for _ in range(10):  # no odometry ever: a random walk, yet 1 m per scan is followed
+        truth = truth.compose(Pose2D(1.0, 0.0, 0.0))
+        method.truth = truth
+        out.append(engine.step(street_scan(), None, None))
+    assert all(s.fused for s in out) and out[-1].publish
+    p = out[-1].estimate.pose
+    assert np.hypot(p.x - truth.x, p.y - truth.y) < 0.5
+
+
+def test_priors_gnss_and_relocalize():
+    method = VolumeAt()
+    engine = FilteredLocalizer(method, FilterConfig(seed=4))
+    assert "give /initialpose" in engine.relocalize()
+    assert engine.set_gnss(100.0, 50.0) and engine.prior().pose == Pose2D(100.0, 50.0, 0.0)
+    assert engine.prior().window.yaw_range_rad == pytest.approx(np.pi)  # GNSS has no heading
+    assert "already searching around the GNSS fix" in engine.relocalize()
+    truth = Pose2D(103.0, 48.0, 0.3)
+    engine.set_initial_pose(truth.offset(2.0, 2.0, 0.05), yaw_std_rad=0.1)
+    method.truth = truth
+    s = engine.step(street_scan(), None, Pose2D(0.0, 0.0, 0.0))  # one scan: the belief replaces the window
+    assert s.fused and engine.filter.state.name == "SEARCHING"
+    assert not engine.set_gnss(104.0, 49.0)  # a fix inside the belief's own search keeps the evidence
+    assert engine.set_gnss(180.0, 49.0) and engine.prior().pose.x == 180.0  # a fix far from it re-seeds
+    engine.set_initial_pose(truth, yaw_std_rad=0.1)
+    truth, _, steps = drive(engine, method, truth, Pose2D(0.0, 0.0, 0.0), 6)
+    assert steps[-1].publish
+    assert not engine.set_gnss(truth.x + 30.0, truth.y)  # a converged filter ignores GNSS
+    assert engine.relocalize() == "" and engine.prior().window.radius_m == engine.filter.cfg.search_radius_m
+
+
+def test_a_prior_that_arrives_while_scoring_is_not_mixed_with_the_old_window():
+    method = VolumeAt()
+    engine = FilteredLocalizer(method, FilterConfig(seed=5))
+    truth = Pose2D(0.0, 0.0, 0.0)
+    engine.set_initial_pose(truth)
+    method.truth = truth
+    new = Pose2D(500.0, 0.0, 0.0)
+    method.during = lambda: engine.set_initial_pose(new)  # /initialpose while the volume is computed
+    s = engine.step(street_scan(), None, Pose2D(0.0, 0.0, 0.0))
+    assert not s.fused and "new prior arrived" in s.reason
+    assert engine.prior().pose == new  # the new prior stands, untouched by the old window's volume
+
+
+def test_support_checks_guard_the_filter():
+    method = VolumeAt()
+    engine = FilteredLocalizer(method, FilterConfig(seed=6))
+    truth = Pose2D(0.0, 0.0, 0.0)
+    engine.set_initial_pose(truth)
+    method.truth = truth
+    flat = street_scan()
+    flat[:, 2] = 0.0
+    s = engine.step(flat, None, Pose2D(0.0, 0.0, 0.0))
+    assert not s.fused and "no height structure" in s.reason and not method.calls
+    bad = gaussian_volume(truth, truth, engine.prior().window)
+    bad.logits[0, 0, 0] = np.nan
+    method.score_volume = lambda *a: bad
+    s = engine.step(street_scan(), None, Pose2D(0.0, 0.0, 0.0))
+    assert not s.fused and "non-finite likelihood" in s.reason
+    with pytest.raises(LocalizationError, match="no likelihood volume"):
+        FilteredLocalizer(type("NoVolume", (), {"name": "x", "device": "cpu"})()).method.score_volume(
+            street_scan(), None, truth, engine.prior().window
+        )
+
+
+def test_node_parameter_defaults_are_the_engine_defaults():
+    """The node's filter with its default parameters is the protocol's filter (FilterConfig())."""
+    pytest.importorskip("rcl_interfaces", reason="rcl_interfaces not importable (source scripts/env.sh)")
+    from translocnet_ros.ros.parameters import PARAMETERS, filter_config
+
+    assert filter_config({k: p.default for k, p in PARAMETERS.items()}) == FilterConfig()
