@@ -187,6 +187,7 @@ def _restamp(msg, stamp) -> None:
 
 def run(args) -> int:
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
 
@@ -212,6 +213,12 @@ def run(args) -> int:
 
     rclpy.init()
     node = rclpy.create_node("translocnet_replay")
+    # Point clouds leave through a DDS participant of their own, as a LiDAR driver's would: sharing one with
+    # /tf, a few 2 MB clouds fill its shared-memory segment on a loaded machine, and the small samples queued
+    # behind them (odom -> base_link) are dropped and only repaired at the writer's next heartbeat, seconds late.
+    cloud_ctx = rclpy.Context()
+    rclpy.init(context=cloud_ctx)
+    cloud_node = rclpy.create_node("translocnet_replay_points", context=cloud_ctx)
     static_qos = QoSProfile(
         depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
     )
@@ -221,7 +228,9 @@ def run(args) -> int:
     )
     # every publisher exists before the first message, so that subscribers have matched it by then
     pubs = {
-        topic: node.create_publisher(cls, topic, static_qos if topic == "/tf_static" else default_qos)
+        topic: (cloud_node if cls.__name__ == "PointCloud2" else node).create_publisher(
+            cls, topic, static_qos if topic == "/tf_static" else default_qos
+        )
         for topic, cls in topics.items()
     }
     clock_pub = node.create_publisher(Clock, "/clock", 10) if args.clock else None
@@ -248,11 +257,16 @@ def run(args) -> int:
                 clock_pub.publish(Clock(clock=sec_to_stamp(stamp_ns * 1e-9)))
             pubs[topic].publish(msg)
             count += 1
+        # reliable subscribers get every message before the publishers go (a loaded machine repairs losses late)
+        for pub in pubs.values():
+            pub.wait_for_all_acked(Duration(seconds=5.0))
         time.sleep(0.5)
         print(f"[replay] published {count} messages on {len(pubs)} topics from {source}")
     except KeyboardInterrupt:
         pass
     finally:
         node.destroy_node()
+        cloud_node.destroy_node()
         rclpy.try_shutdown()
+        cloud_ctx.try_shutdown()
     return 0
