@@ -81,3 +81,58 @@ def test_the_listener_is_best_effort_and_hears_best_effort_publishers(ros_contex
         executor.shutdown()
         sender.destroy_node()
         listener.destroy_node()
+
+
+def test_replay_sends_clouds_apart_from_tf_and_every_odometry_sample_arrives(small_town, ros_context):
+    """The root cause on the sender's side: `translocnet replay` published 2 MB clouds and /tf through one DDS
+    participant, whose shared-memory segment the clouds filled on a loaded machine, so odom -> base_link samples
+    were dropped and repaired seconds late. Clouds now leave through a participant of their own (as a LiDAR
+    driver's would), and the replay waits for reliable subscribers before it exits."""
+    require_ros()
+    import subprocess
+    import sys
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import PointCloud2
+    from tf2_msgs.msg import TFMessage
+
+    from translocnet_ros.ros.replay import LIDAR_TOPIC
+    from translocnet_ros.ros.transforms import TF_QOS
+
+    node = rclpy.create_node("replay_probe", context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    odom, clouds = [], []
+    node.create_subscription(
+        TFMessage,
+        "/tf",
+        lambda m: odom.extend(t for t in m.transforms if t.child_frame_id == "base_link"),
+        TF_QOS,
+    )
+    reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(PointCloud2, LIDAR_TOPIC, lambda m: clouds.append(m.header.stamp), reliable)
+    args = ["replay", str(small_town / "drive_00"), "--odom", "--rate", "2", "--start-delay", "3"]
+    proc = subprocess.Popen([sys.executable, "-m", "translocnet_ros.cli", *args])
+    try:
+        writers = {}
+        deadline = time.monotonic() + 30.0
+        while proc.poll() is None and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+            for topic in ("/tf", LIDAR_TOPIC):  # names arrive after the endpoints: keep the latest
+                names = {i.node_name for i in node.get_publishers_info_by_topic(topic)}
+                if names and "_NODE_NAME_UNKNOWN_" not in names:
+                    writers[topic] = names
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        executor.shutdown()
+        node.destroy_node()
+    assert writers["/tf"] == {"translocnet_replay"}, writers
+    assert writers[LIDAR_TOPIC] == {"translocnet_replay_points"}, writers
+    assert len(odom) == len(clouds) == 12, (len(odom), len(clouds))
