@@ -195,3 +195,38 @@ def test_scans_superseded_faster_than_processed_is_a_degraded_mode(node):
     for _ in range(11):
         node._publish_diagnostics()
     assert "superseded" not in sent[-1].status[0].message
+
+
+def test_filter_parameters_posterior_image_and_diagnostics(node, scene):
+    """The filter's tunables are live and validated, filter.enabled is wiring; ~/likelihood shows the posterior
+    and /diagnostics the filter's state and why."""
+    from rclpy.parameter import Parameter
+
+    from translocnet_ros.ros.localizer_node import OK
+
+    ok = node.set_parameters([Parameter("filter.tempering", value=0.3)])[0]
+    assert ok.successful and node.engine.filter.cfg.tempering == 0.3
+    low = node.set_parameters([Parameter("filter.lost_radius_m", value=10.0)])[0]
+    assert not low.successful and "must not be below search_radius_m" in low.reason
+    assert not node.set_parameters([Parameter("filter.uniform_floor", value=0.0)])[
+        0
+    ].successful  # out of range
+    assert not node.set_parameters([Parameter("filter.enabled", value=False)])[0].successful  # read-only
+    assert node.set_parameters([Parameter("filter.tempering", value=0.5)])[0].successful
+    images, sent = [], []
+    node.lik_pub.publish = images.append
+    node.diag_pub.publish = sent.append
+    node._last_scan = float("inf")  # scans are arriving: no stale-input warning
+    node._publish_diagnostics()
+    assert sent[-1].status[0].level[0] == OK and sent[-1].status[0].message == "searching"
+    reasons = [node._process(cloud(scene[1], node.get_clock().now().to_msg())) for _ in range(4)]
+    assert reasons[-1] is None, reasons
+    node._publish_diagnostics()
+    status = sent[-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.message == "converged" and values["filter state"] == "converged"
+    assert values["filter reason"].startswith("confidence") and float(values["filter confidence"]) >= 0.5
+    assert images and images[-1].encoding == "mono8" and max(images[-1].data) == 255
+    # the image is the posterior: concentrated where the particles are, not a whole likelihood volume
+    lit = np.frombuffer(bytes(images[-1].data), np.uint8) > 25
+    assert 0 < lit.sum() < 0.2 * lit.size
