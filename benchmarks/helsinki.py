@@ -13,6 +13,7 @@ from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.evaluation.protocol import run_protocol, score_results
 from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.localization.methods import make_method
+from translocnet_ros.synth.cloud_scene import raycast_site
 
 HELSINKI = Path(__file__).resolve().parents[2] / "shared" / "data" / "helsinki-dev"
 CONFIDENCE_PUBLISH = 0.2  # the node's default `confidence_publish`
@@ -41,13 +42,24 @@ class SiteScore:
 ROW_HEADER = "n | mean m | median m | lateral@1m | per-site mean m | published (conf >= 0.2) | of those < 2 m"
 
 
-def score_sites(model_of_site: Callable[[Path], Path], scored: list[Path]) -> SiteScore:
-    """Each site localized with `model_of_site(site)` (the default model, or one adapted / fine-tuned for it)."""
+def raycast_drive_of(out: Path, n_frames: int = 100, seed: int = 7) -> Callable[[Path], Path]:
+    """A larger real-imagery check than the 10 frames per site: scans ray-cast at n_frames street-level poses
+    of each site's geometry (cloud.ply, diagnosis use), localized on the site's real orthophoto."""
+    return lambda site: raycast_site(site, out / site.name, n_frames, seed, progress=False)
+
+
+def score_sites(
+    model_of_site: Callable[[Path], Path],
+    scored: list[Path],
+    drive_of: Callable[[Path], Path] = lambda site: site / "drive",
+) -> SiteScore:
+    """Each site's drive (its own real scans by default) localized with `model_of_site(site)` (the default
+    model, or one adapted / fine-tuned for it)."""
     gts, results, per_site = [], [], []
     for site in scored:
         method = make_method("translocnet", model_path=model_of_site(site))
         src = GeoTiffSource(site / "ortho.tif")
-        gt, res = run_protocol(method, KittiDrive(site / "drive"), src, src.crs, "known", progress=False)
+        gt, res = run_protocol(method, KittiDrive(drive_of(site)), src, src.crs, "known", progress=False)
         per_site.append(float(np.mean([np.hypot(r.est.x - g[0], r.est.y - g[1]) for r, g in zip(res, gt)])))
         gts.append(gt)
         results += res

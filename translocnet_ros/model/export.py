@@ -71,6 +71,7 @@ def export(checkpoint: Path, out: Path) -> dict:
             "val_towns": meta["val_towns"],
             "sample": meta["sample"],
             "data": meta.get("data"),
+            "generator": meta.get("generator"),
             "extra_drives": meta.get("extra_drives", []),
             "freeze_bev": meta.get("freeze_bev", False),
         },

@@ -30,6 +30,7 @@ from translocnet_ros.model.network import TransLocNet
 from translocnet_ros.synth.cli import build
 from translocnet_ros.synth.cloud_scene import raycast_site
 from translocnet_ros.synth.splits import split_towns
+from translocnet_ros.synth.town import GENERATOR_VERSION
 
 LOG_FIELDS = [
     "step",
@@ -294,6 +295,7 @@ def run(args) -> int:
         "attention": not args.no_attention,
         "infonce_weight": args.infonce_weight,
         "data": args.data.name,
+        "generator": GENERATOR_VERSION,
         "train_towns": [t.name for t, _ in train_towns],
         "val_towns": [t.name for t, _ in val_towns],
         "steps": args.steps,
