@@ -229,7 +229,7 @@ def run(args) -> int:
         est,
         np.zeros(len(gt)),
         method,
-        "live (initial pose + GNSS, then tracking)",
+        "live (initial pose + GNSS + odometry through the temporal filter)",
         last[2].get("device", "?"),
     )
     s.pop("latency_ms")
