@@ -196,3 +196,24 @@ def test_filter_posterior_covariance_takes_the_calibrated_factor():
 
     assert FilteredLocalizer(Method()).filter.covariance_scale == 2.5
     assert FilteredLocalizer(None).filter.covariance_scale == 1.0
+
+
+def test_eval_summary_reports_the_nees_of_published_frames():
+    from translocnet_ros.evaluation.protocol import FrameResult, score_results
+
+    gt, est, spread, _, conf = _frames(50, 0.0, seed=5)
+    conf[:10] = 0.05  # not published
+    results = [
+        FrameResult(k, Pose2D(*g), Pose2D(*e), c, float(p), 1.0)
+        for k, (g, e, c, p) in enumerate(zip(gt, est, spread, conf))
+    ]
+
+    class Method:
+        name, device = "stub", "cpu"
+
+    summary = score_results(gt, results, Method(), "known")
+    sel = conf >= 0.2
+    assert summary["published"]["n"] == 40
+    expected = np.median(nees_xy(gt[sel], est[sel], spread[sel]))
+    assert summary["published"]["nees_xy_median"] == pytest.approx(expected)
+    assert summary["calibration"]["nees_xy_median"] == pytest.approx(np.median(nees_xy(gt, est, spread)))
