@@ -4,8 +4,9 @@
 `--show-args` lists every argument. Node-parameter arguments left at 'params_file' keep the params_file's
 value; any other node parameter can be given as NAME:=VALUE too; unknown names are reported."""
 
+import launch.logging
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
@@ -17,8 +18,11 @@ def _localizer(context):
     params, unknown = node_overrides(configs)
     actions = []
     if unknown:
-        actions.append(
-            LogInfo(msg=f"[localize.launch.py] WARNING: unknown launch argument(s) {unknown} have no effect")
+        # a WARNING-level log line (LogInfo would log at INFO); launch itself ignores undeclared arguments.
+        # Launch configurations are inherited, so an including launch file's own arguments show up here too.
+        launch.logging.get_logger("localize.launch.py").warning(
+            f"launch argument(s) {unknown} match no argument of localize.launch.py and no node parameter: "
+            "they have no effect on the localizer (misspelt, or an including launch file's own argument)"
         )
     use_sim_time = configs["use_sim_time"].lower() in ("true", "1")
     dynamic = configs["dds_dynamic_memory"].lower() in ("true", "1")

@@ -83,6 +83,23 @@ def test_unknown_and_malformed_arguments_are_not_silent():
         node_overrides({"points_reliable": "maybe"})
 
 
+@pytest.mark.parametrize(
+    "name, text, reason",
+    [
+        ("max_points", "abc", "not an integer"),
+        ("max_points", "1.5", "not an integer"),  # int() alone would truncate it
+        ("max_points", "true", "not an integer"),
+        ("confidence_publish", "high", "not a number"),
+        ("map_origin", "385000", "not a list of numbers"),
+        ("initial_pose", "[1.0, 2.0", "not valid YAML"),
+    ],
+)
+def test_malformed_values_name_the_argument(name, text, reason):
+    # what `ros2 launch` prints: "Caught exception in launch ...: <this message>"
+    with pytest.raises(ValueError, match=rf"launch argument {name}:=.*{reason}"):
+        node_overrides({name: text})
+
+
 def test_the_launch_file_uses_these_arguments():
     tree = ast.parse((ROOT / "launch" / "localize.launch.py").read_text())
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}

@@ -78,16 +78,27 @@ def parameter_value(name: str, text: str):
     default = PARAMETERS[name].default
     if isinstance(default, str):
         return text
-    value = yaml.safe_load(text)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"launch argument {name}:={text!r} is not valid YAML") from e
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ValueError(f"launch argument {name}:={text!r} is not true/false")
         return value
-    if isinstance(default, float):
-        return float(value)
-    if isinstance(default, list):
-        return [float(v) for v in value]
-    return int(value)
+    kind = {list: "a list of numbers", float: "a number", int: "an integer"}[type(default)]
+    try:
+        if isinstance(value, bool):  # float(True) and int(True) would pass
+            raise ValueError
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, list):
+            return [float(v) for v in value]
+        if float(value) != int(value):  # int() alone would truncate 1.5
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"launch argument {name}:={text!r} is not {kind}") from e
 
 
 def node_overrides(configurations: dict[str, str]) -> tuple[dict, list[str]]:
