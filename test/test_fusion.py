@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from test_filter import gaussian_volume
 
+from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.filter import FilterConfig
 from translocnet_ros.localization.fusion import FilteredLocalizer
@@ -69,6 +70,34 @@ def test_publishes_only_a_converged_posterior_and_says_why_not():
     method.score_volume = lambda *a: wide
     s = engine.step(street_scan(), None, Pose2D(8.0, 0.0, 0.0))
     assert s.fused and not s.publish and s.reason.startswith("filter searching")
+
+
+def test_confidence_stays_below_one_so_confidence_publish_one_publishes_nothing():
+    """A sharp likelihood on every scan gathers all the particles' weight near the mode (their mass there is 1,
+    the confidence that made `confidence_publish: 1.0` publish): the confidence is a probability estimated from
+    finitely many particles, so it stays below 1 and 1.0 holds back every pose of a converged filter."""
+
+    class Sharp(VolumeAt):
+        def score_volume(self, scan, imagery, prior, window):
+            return gaussian_volume(self.truth, prior, window, sd=0.15, sd_yaw_deg=0.3)
+
+    method = Sharp()
+    engine = FilteredLocalizer(method, FilterConfig(seed=2), publish_min=1.0)
+    truth = Pose2D(300.0, 200.0, 0.4)
+    engine.set_initial_pose(truth, yaw_std_rad=np.radians(5.0))
+    _, _, steps = drive(engine, method, truth, Pose2D(0.0, 0.0, 0.0), 8)
+    f = engine.filter
+    d = f.particles - np.array([f.mode.x, f.mode.y, f.mode.yaw])
+    near = (np.hypot(d[:, 0], d[:, 1]) <= 1.0) & (np.abs(wrap_angle(d[:, 2])) <= np.radians(2.0))
+    assert f._weights()[near].sum() == pytest.approx(1.0, abs=1e-12)  # every particle near the mode
+    assert all(s.fused and s.state == "CONVERGED" for s in steps[1:])
+    assert all(0.999 < s.estimate.confidence < 1.0 for s in steps[1:]), [s.estimate.confidence for s in steps]
+    assert not any(s.publish for s in steps)
+    assert steps[-1].reason == "low confidence 0.99 (< confidence_publish 1)"  # rounded down, never "1.00"
+    assert engine.diagnostics()["filter confidence"] == "0.99"
+    engine.configure(engine.filter.cfg, publish_min=0.99)  # just below: the same belief is published
+    _, _, (step,) = drive(engine, method, method.truth, Pose2D(8.0, 0.0, 0.0), 1)
+    assert step.publish and step.reason == ""
 
 
 def test_an_odometry_gap_skips_the_scan_and_counts_the_motion_once():

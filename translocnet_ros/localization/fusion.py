@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from translocnet_ros.geo.pose import Pose2D
-from translocnet_ros.localization.filter import BayesFilter, FilterConfig, State
+from translocnet_ros.localization.filter import BayesFilter, FilterConfig, State, format_confidence
 from translocnet_ros.localization.support import SupportedLocalizer, SupportLimits, estimate_problem
 from translocnet_ros.localization.tracker import Prior, Tracker, TrackerConfig
 from translocnet_ros.localization.types import Estimate, ImagerySource, LocalizationError, SearchWindow
@@ -94,7 +94,7 @@ class FilteredLocalizer:
             "filter": "on",
             "filter state": f.state.value,
             "filter reason": f.reason,
-            "filter confidence": "-" if est is None else f"{est.confidence:.2f}",
+            "filter confidence": "-" if est is None else format_confidence(est.confidence),
             "filter support": "-" if not np.isfinite(f.support) else f"{f.support:.1f}",
             "filter divergences": str(f.divergences),
             "filter update ms": "-" if not np.isfinite(f.update_ms) else f"{f.update_ms:.1f}",
@@ -214,7 +214,7 @@ class FilteredLocalizer:
         if problem:
             return f"posterior not trusted: {problem}"
         if est.confidence < self.publish_min:
-            return f"low confidence {est.confidence:.2f} (< confidence_publish {self.publish_min:g})"
+            return f"low confidence {format_confidence(est.confidence)} (< confidence_publish {self.publish_min:g})"
         if self.filter.state != State.CONVERGED:
             return f"filter {self.filter.state.value} ({self.filter.reason})"
         return ""

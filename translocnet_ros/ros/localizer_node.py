@@ -34,6 +34,7 @@ from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D, transform_cloud
 from translocnet_ros.geo.tf_tree import TransformError
 from translocnet_ros.imagery.open import open_imagery
+from translocnet_ros.localization.filter import format_confidence
 from translocnet_ros.localization.fusion import FilteredLocalizer, SingleScanLocalizer
 from translocnet_ros.localization.methods import make_method
 from translocnet_ros.localization.support import SupportedLocalizer
@@ -302,7 +303,7 @@ class LocalizerNode(Node):
         if step.fused:
             self.stats["scans localized"] += 1
             self.stats["last latency ms"] = f"{step.latency_ms:.0f}"
-            self.stats["last confidence"] = f"{step.estimate.confidence:.2f}"
+            self.stats["last confidence"] = format_confidence(step.estimate.confidence)
         if step.likelihood is not None:
             self._emit(self.lik_pub, likelihood_image(step.likelihood, p["map_frame"], msg.header.stamp))
         if not step.publish:

@@ -76,7 +76,12 @@ PARAMETERS: dict[str, Param] = {
         1.0,
     ),
     "confidence_publish": Param(
-        0.2, "confidence below which no pose is published (filter on: the posterior's)", True, 0.0, 1.0
+        0.2,
+        "a pose is published from this confidence up (filter on: the posterior's, a probability always below 1, "
+        "so 1 publishes nothing)",
+        True,
+        0.0,
+        1.0,
     ),
     "filter.enabled": Param(
         True,
