@@ -137,8 +137,9 @@ def test_every_scan_of_a_2x_replay_is_counted(small_town):
         str(small_town / "ortho.tif"),
         "ncc",
         params={"odom_frame": "", "points_reliable": True},
-        # a longer start delay: a cloud published before discovery completes is neither received nor lost
-        replay_args=["--gnss-noise-m", "2.0", "--rate", "2.0", "--start-delay", "3.0"],
+        # a cloud published before discovery completes is neither received nor lost: run_live has the replay
+        # wait for the node's subscriptions (a fixed start delay was too short when discovery took ~3 s)
+        replay_args=["--gnss-noise-m", "2.0", "--rate", "2.0", "--start-delay", "0"],
         timeout_s=120,
         settle_s=4.0,
     )

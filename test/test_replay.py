@@ -53,7 +53,11 @@ def test_replay_ros2_bag(tmp_path, ros_context):
             "--rate",
             "2",
             "--start-delay",
-            "2",
+            "0",
+            # DDS discovery between two processes takes from milliseconds to a 3 s announcement period or
+            # more on a loaded machine: a fixed start delay let the replay publish before the probe matched
+            *("--wait-for-subscriber", "/kitti/velo/pointcloud", "--wait-for-subscriber", "/tf"),
+            *("--wait-for-subscriber", "/tf_static", "--wait-for-subscriber", "/clock"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -74,6 +78,49 @@ def test_replay_ros2_bag(tmp_path, ros_context):
     }
     assert not any(t.child_frame_id == "base_link" for t in tf)  # ground truth withheld
     assert clock and np.all(np.diff(clock) >= 0)
+
+
+def test_replay_publishes_nothing_until_its_subscribers_are_matched(small_town, ros_context):
+    """--wait-for-subscriber TOPIC[:N]: no message before N subscribers matched TOPIC; after --wait-timeout
+    the replay says which are missing and exits 1 having published nothing; a topic it does not publish or a
+    malformed count is refused before anything starts."""
+    rclpy = require_ros()
+    from sensor_msgs.msg import PointCloud2
+
+    from translocnet_ros.ros.replay import LIDAR_TOPIC
+
+    def replay(*extra):
+        cmd = [sys.executable, "-m", "translocnet_ros.cli", "replay", str(small_town / "drive_00")]
+        return subprocess.Popen(
+            [*cmd, "--rate", "0", "--start-delay", "0", *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    out = replay("--wait-for-subscriber", "/nope").communicate(timeout=60)[0]
+    assert "--wait-for-subscriber: /nope not published" in out and "/kitti/velo/pointcloud" in out, out
+    out = replay("--wait-for-subscriber", "/tf_static:0").communicate(timeout=60)[0]
+    assert "'/tf_static:0' is not TOPIC or TOPIC:N with N >= 1" in out, out
+
+    node = rclpy.create_node("wait_probe", context=ros_context)
+    clouds = []
+    node.create_subscription(PointCloud2, LIDAR_TOPIC, clouds.append, 10)
+    executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    # the clouds have a subscriber (this probe, once discovered); /clock has none: nothing may be published
+    proc = replay(
+        *("--clock", "--wait-timeout", "5"),
+        *("--wait-for-subscriber", LIDAR_TOPIC, "--wait-for-subscriber", "/clock"),
+    )
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+    out = proc.communicate(timeout=10)[0]
+    node.destroy_node()
+    assert proc.returncode == 1, out
+    assert "subscribers missing after 5 s: " in out and "/clock (0 of 1); published nothing" in out, out
+    assert "[replay] published" not in out and clouds == []
 
 
 def test_replayed_odometry_is_the_sequence_protocols(small_town):

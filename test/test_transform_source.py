@@ -113,7 +113,8 @@ def test_replay_sends_clouds_apart_from_tf_and_every_odometry_sample_arrives(sma
     )
     reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
     node.create_subscription(PointCloud2, LIDAR_TOPIC, lambda m: clouds.append(m.header.stamp), reliable)
-    args = ["replay", str(small_town / "drive_00"), "--odom", "--rate", "2", "--start-delay", "3"]
+    args = ["replay", str(small_town / "drive_00"), "--odom", "--rate", "2", "--start-delay", "0"]
+    args += ["--wait-for-subscriber", "/tf", "--wait-for-subscriber", LIDAR_TOPIC]  # discovery: up to ~3 s
     proc = subprocess.Popen([sys.executable, "-m", "translocnet_ros.cli", *args])
     try:
         writers = {}

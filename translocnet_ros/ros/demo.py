@@ -39,6 +39,20 @@ def _python_cmd(module: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
+def replay_waits(source: Path, replay_args: list) -> list[str]:
+    """--wait-for-subscriber arguments for a replay of `source` into the node: each of the node's inputs that the
+    replay publishes must be matched before the first message (DDS discovery between processes takes from
+    milliseconds to seconds on a loaded machine; a fixed start delay lost the first clouds). The collector also
+    listens to /tf and /tf_static, so those need two subscribers."""
+    from translocnet_ros.ros import replay
+
+    parser = argparse.ArgumentParser()
+    replay.add_arguments(parser)
+    topics = replay.source_topics(parser.parse_args([str(source), *replay_args]))
+    inputs = {replay.LIDAR_TOPIC: 1, replay.GNSS_TOPIC: 1, "/tf": 2, "/tf_static": 2}
+    return [a for t, n in inputs.items() if t in topics for a in ("--wait-for-subscriber", f"{t}:{n}")]
+
+
 def run_live(
     drive: Path | None,
     imagery: str,
@@ -135,8 +149,9 @@ def run_live(
         if publish is not None:
             publish(node, res)
         if drive is not None:
+            args = [str(drive), "--clock", *(replay_args or [])]
             replay = subprocess.Popen(
-                [*_python_cmd("translocnet_ros.cli"), "replay", str(drive), "--clock", *(replay_args or [])]
+                [*_python_cmd("translocnet_ros.cli"), "replay", *args, *replay_waits(drive, args[1:])]
             )
             while replay.poll() is None and time.monotonic() < deadline:
                 rclpy.spin_once(node, timeout_sec=0.05)

@@ -172,6 +172,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="seconds between creating the publishers and the first message (discovery)",
     )
+    p.add_argument(
+        "--wait-for-subscriber",
+        action="append",
+        default=[],
+        metavar="TOPIC[:N]",
+        help="before the first message, wait until TOPIC has N matched subscribers (default 1; repeatable; as "
+        "ROS 1 `rosbag play --wait-for-subscribers`): a volatile subscriber that DDS discovery has not matched "
+        "yet misses every message published before the match, and discovery can take seconds on a loaded machine",
+    )
+    p.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for --wait-for-subscriber topics; then exit with status 1, publishing nothing",
+    )
     p.add_argument("--loop", type=int, default=1, help="play the source this many times")
     p.add_argument(
         "--restamp", action="store_true", help="stamp messages with the wall clock (soak tests, loops)"
@@ -183,6 +198,44 @@ def _restamp(msg, stamp) -> None:
         msg.header.stamp = stamp
     for t in getattr(msg, "transforms", []):
         t.header.stamp = stamp
+
+
+def source_topics(args) -> dict[str, type]:
+    """The topics `replay` publishes for these arguments (besides /clock), with their message classes."""
+    if (args.source / "velodyne_points").is_dir():
+        return drive_topics(args.with_ground_truth, args.odom, not args.no_gnss)
+    return bag_topics(args.source)
+
+
+def parse_wait_for(values: list[str]) -> dict[str, int]:
+    """--wait-for-subscriber values, TOPIC or TOPIC:N (a topic name has no colon), as {topic: N}."""
+    out = {}
+    for v in values:
+        topic, _, n = v.partition(":")
+        if not topic or (n and (not n.isdigit() or int(n) < 1)):
+            raise ValueError(f"{v!r} is not TOPIC or TOPIC:N with N >= 1")
+        out[topic] = max(out.get(topic, 1), int(n or 1))
+    return out
+
+
+def wait_for_subscribers(pubs: dict, timeout_s: float, poll_s: float = 0.02) -> bool:
+    """Block until every publisher in {topic: (publisher, n)} has matched n subscribers, or `timeout_s` passed
+    (then name the topics still short of them and return False). A match seen here is the writer's: from then on a
+    reliable writer resends (within its history depth) each sample that reader has not acknowledged, even if
+    the reader's side of the match completes later, so a reliable subscriber loses nothing published after
+    this returns True (a best-effort one can still miss samples sent before its own side matched)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = {t: pub.get_subscription_count() for t, (pub, _) in pubs.items()}
+        missing = [f"{t} ({counts[t]} of {n})" for t, (_, n) in pubs.items() if counts[t] < n]
+        if not missing:
+            return True
+        if time.monotonic() >= deadline:
+            print(
+                f"[replay] subscribers missing after {timeout_s:g} s: {', '.join(missing)}; published nothing"
+            )
+            return False
+        time.sleep(poll_s)
 
 
 def run(args) -> int:
@@ -211,6 +264,18 @@ def run(args) -> int:
             else:
                 yield from bag_messages(source, args.with_ground_truth)
 
+    topics = source_topics(args)
+    try:
+        wanted = parse_wait_for(args.wait_for_subscriber)
+    except ValueError as e:
+        print(f"[replay] --wait-for-subscriber: {e}")
+        return 2
+    unknown = sorted(set(wanted) - set(topics) - ({"/clock"} if args.clock else set()))
+    if unknown:
+        print(
+            f"[replay] --wait-for-subscriber: {', '.join(unknown)} not published (topics: {', '.join(topics)})"
+        )
+        return 2
     rclpy.init()
     node = rclpy.create_node("translocnet_replay")
     # Point clouds leave through a DDS participant of their own, as a LiDAR driver's would: sharing one with
@@ -223,10 +288,8 @@ def run(args) -> int:
         depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
     )
     default_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    topics = (
-        drive_topics(args.with_ground_truth, args.odom, not args.no_gnss) if is_drive else bag_topics(source)
-    )
-    # every publisher exists before the first message, so that subscribers have matched it by then
+    # every publisher exists before the first message; the start delay gives discovery time, but only
+    # --wait-for-subscriber knows it is done (matching can take one 3 s Fast DDS announcement period or more)
     pubs = {
         topic: (cloud_node if cls.__name__ == "PointCloud2" else node).create_publisher(
             cls, topic, static_qos if topic == "/tf_static" else default_qos
@@ -238,6 +301,9 @@ def run(args) -> int:
     t_wall0 = t_bag0 = None
     count = 0
     try:
+        waiting = {t: (clock_pub if t == "/clock" else pubs[t], n) for t, n in wanted.items()}
+        if not wait_for_subscribers(waiting, args.wait_timeout):
+            return 1
         last_ns, wall_stamp = None, None
         for stamp_ns, topic, msg in items():
             if last_ns is not None and stamp_ns < last_ns:  # next loop: keep the playback clock running
