@@ -1,12 +1,15 @@
 """Resident memory of the localizer node around one huge cloud (issue 9): RSS before, peak, and after a
-10-million-point PointCloud2 between normal scans, beside a bare rclpy subscriber receiving the same cloud
-(what DDS and message deserialization cost by themselves).
+10-million-point PointCloud2 between normal scans, for the node as it starts by default (dynamic Fast DDS
+history memory, heap trimmed after huge messages: ros/memory.py), the node with dds_dynamic_memory:=false
+(rmw_fastrtps' preallocated buffers, the trim only), and a bare rclpy subscriber receiving the same cloud with
+rmw_fastrtps' defaults (what DDS and message deserialization cost by themselves).
 
     python benchmarks/node_memory.py [--points 10000000] [--town data/synth/demo_town] [--dds-dynamic-memory]
 
---dds-dynamic-memory runs both with config/fastdds_dynamic_memory.xml (launch argument dds_dynamic_memory).
+--dds-dynamic-memory runs the bare subscriber with config/fastdds_dynamic_memory.xml too.
 
-Prints a markdown table; the node and the baseline each run in their own process.
+Each process runs on its own; prints a markdown table and writes the `node-memory` section of BENCHMARKS.md
+(--no-write: print only).
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.geo.crs import MapFrame  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
-from translocnet_ros.ros.launch_args import dds_environment  # noqa: E402
+from translocnet_ros.ros.launch_args import dds_environment, dds_opt_out  # noqa: E402
 
 TOPIC = "/memory_probe/points"
 
@@ -54,15 +58,20 @@ def bare_subscriber() -> None:
         rclpy.spin(node)
 
 
-def measure(cmd: list[str], scan: np.ndarray, n_points: int) -> tuple[float, float, float]:
-    """(RSS before, peak, RSS after) of the process started by `cmd` around one n_points cloud."""
+def measure(
+    cmd: list[str], scan: np.ndarray, n_points: int, env: dict[str, str] | None = None
+) -> tuple[float, float, float]:
+    """(RSS before, peak, RSS after) of the process started by `cmd` (extra environment `env`) around one
+    n_points cloud."""
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import PointCloud2
 
     from translocnet_ros.ros.pointcloud2 import array_to_cloud
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+    )
     rclpy.init()
     node = rclpy.create_node("memory_probe_publisher")
     pub = node.create_publisher(
@@ -107,14 +116,15 @@ def main() -> int:
     ap.add_argument(
         "--town", type=Path, default=None, help="a town folder (ortho.tif, drive_00); default: demo"
     )
-    ap.add_argument("--dds-dynamic-memory", action="store_true", help="Fast DDS frees buffers per message")
+    ap.add_argument(
+        "--dds-dynamic-memory", action="store_true", help="the bare subscriber with the dynamic profile too"
+    )
+    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the baseline's own process
     args = ap.parse_args()
     if args.bare:
         bare_subscriber()
         return 0
-    if args.dds_dynamic_memory:
-        os.environ.update(dds_environment(str(ROOT)))  # inherited by both measured processes
     town = args.town
     if town is None:
         from translocnet_ros.synth.cli import build
@@ -144,19 +154,44 @@ def main() -> int:
         "-p",
         f"initial_pose:=[{gt.x}, {gt.y}, {gt.yaw}]",
     ]
+    scan = drive.scan_base(0)
+    bare = "bare rclpy subscriber" + (
+        " (dynamic profile)" if args.dds_dynamic_memory else " (rmw_fastrtps defaults)"
+    )
     rows = [
-        ("localizer node", measure(node_cmd, drive.scan_base(0), args.points)),
         (
-            "bare rclpy subscriber",
-            measure([sys.executable, __file__, "--bare"], drive.scan_base(0), args.points),
+            "localizer node (default: dynamic DDS history memory + heap trim)",
+            measure(node_cmd, scan, args.points),
+        ),
+        (
+            "localizer node, dds_dynamic_memory:=false (heap trim only)",
+            measure(node_cmd, scan, args.points, dds_opt_out()),
+        ),
+        (
+            bare,
+            measure(
+                [sys.executable, __file__, "--bare"],
+                scan,
+                args.points,
+                dds_environment(str(ROOT)) if args.dds_dynamic_memory else None,
+            ),
         ),
     ]
-    print(
-        f"| process ({args.points:,} point cloud) | RSS before [MB] | peak [MB] | RSS after [MB] | after - before |"
-    )
-    print("|---|---|---|---|---|")
+    lines = [
+        "## Node memory after a huge cloud (issue 9)",
+        "",
+        f"Command: `python benchmarks/node_memory.py --points {args.points}`. Machine: {machine()}. "
+        f"Date: {time.strftime('%Y-%m-%d')}. Each process alone, three normal scans before and after one "
+        f"{args.points:,}-point PointCloud2 (reliable QoS); RSS from /proc.",
+        "",
+        f"| process ({args.points:,} point cloud) | RSS before [MB] | peak [MB] | RSS after [MB] | after - before |",
+        "|---|---|---|---|---|",
+    ]
     for name, (before, peak, after) in rows:
-        print(f"| {name} | {before:.0f} | {peak:.0f} | {after:.0f} | {after - before:+.0f} |")
+        lines.append(f"| {name} | {before:.0f} | {peak:.0f} | {after:.0f} | {after - before:+.0f} |")
+    print("\n".join(lines))
+    if not args.no_write:
+        write_section("node-memory", "\n".join(lines))
     return 0
 
 
