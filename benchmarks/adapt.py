@@ -20,7 +20,12 @@ from benchmarks.helsinki import ROW_HEADER, score_sites, sites  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.cli import main as cli  # noqa: E402
 
-VARIANTS = {"none": None, "input statistics (default)": [], "input + AdaBN (--batchnorm)": ["--batchnorm"]}
+VARIANTS = {
+    "none": None,
+    "input statistics (default)": [],
+    "input + AdaBN (--batchnorm)": ["--batchnorm"],
+    "equalized input + statistics (--equalize)": ["--equalize"],
+}
 
 
 def main() -> int:
@@ -35,7 +40,8 @@ def main() -> int:
         def model_of(site: Path, flags=flags) -> Path:
             if flags is None:
                 return args.model
-            out = args.out / f"{site.name}_{'bn' if flags else 'input'}.pt"
+            tag = "_".join(f.lstrip("-") for f in flags) or "input"
+            out = args.out / f"{site.name}_{tag}.pt"
             argv = ["adapt", "--model", str(args.model), "--ortho", str(site / "ortho.tif")]
             cli([*argv, "--scans", str(site / "drive"), "--out", str(out), *flags])
             return out

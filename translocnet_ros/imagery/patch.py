@@ -7,7 +7,7 @@ CRS, a tile pyramid or overviews.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from affine import Affine
@@ -33,3 +33,19 @@ def patch_transform(cx: float, cy: float, size_px: int, m_per_px: float) -> Affi
     the four middle pixels when size_px is even, on the middle pixel's centre when odd."""
     half = size_px * m_per_px / 2.0
     return Affine(m_per_px, 0.0, cx - half, 0.0, -m_per_px, cy + half)
+
+
+def equalize(patch: GeoPatch) -> GeoPatch:
+    """Each colour channel histogram-equalized over the patch's valid pixels (no-data stays 0): a label-free
+    photometric normalization that removes the imagery's own contrast and colour balance (`adapt --equalize`)."""
+    valid = patch.valid.astype(bool)
+    if not valid.any():
+        return patch
+    out = np.zeros_like(patch.image)
+    for c in range(patch.image.shape[2]):
+        channel = patch.image[..., c]
+        cdf = np.cumsum(np.bincount(channel[valid], minlength=256)).astype(np.float64)
+        lo = cdf[cdf > 0][0]
+        lut = np.round(255.0 * (cdf - lo) / max(cdf[-1] - lo, 1.0)).clip(0, 255).astype(np.uint8)
+        out[..., c] = np.where(valid, lut[channel], 0)
+    return replace(patch, image=out)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from translocnet_ros.geo.pose import Pose2D
+from translocnet_ros.imagery.patch import equalize
 from translocnet_ros.localization.decode import WrongMatchCurve, decode_volume
 from translocnet_ros.localization.threads import limit_blas_threads
 from translocnet_ros.localization.types import (
@@ -104,6 +105,8 @@ class TransLocNetLocalizer:
         self.wrong_match = WrongMatchCurve.from_dict(calibration.get("wrong_match"))
         # factor on the temporal filter's posterior covariance (filter.BayesFilter), fitted on the val drives
         self.filter_covariance_scale = float(calibration.get("filter_covariance_scale", 1.0))
+        # `adapt --equalize`: the area's patches are histogram-equalized before the network
+        self.equalize = bool(self.meta.get("adapted", {}).get("equalize", False))
         self.yaw_step = np.radians(yaw_step_deg)
         self.wide_yaw_step = np.radians(wide_yaw_step_deg)
         # yaw hypotheses scored per batch: all at once on a GPU (one launch sequence, memory is plentiful),
@@ -158,6 +161,8 @@ class TransLocNetLocalizer:
         patch = imagery.patch(prior.x, prior.y, 2 * (window.radius_m + cfg.bev_radius_m), cfg.m_per_px)
         if patch.valid.mean() < 0.5:
             raise LocalizationError(f"prior is outside the imagery ({patch.reason})")
+        if self.equalize:
+            patch = equalize(patch)
         dev = self.torch_device
         points = self._to_device(np.ascontiguousarray(scan, dtype=np.float32))
         aerial = self._to_device(np.ascontiguousarray(patch.image.transpose(2, 0, 1)))

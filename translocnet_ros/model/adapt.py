@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from translocnet_ros.dataset.unlabeled import unlabeled_scans
 from translocnet_ros.imagery.geotiff import GeoTiffSource
+from translocnet_ros.imagery.patch import equalize
 from translocnet_ros.localization.translocnet import load_model
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.export import write_model
@@ -44,6 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also re-estimate every BatchNorm's statistics on (scan, patch) pairs (AdaBN; hurt on helsinki-dev)",
     )
+    p.add_argument(
+        "--equalize",
+        action="store_true",
+        help="histogram-equalize every imagery patch of the area before the network (statistics re-estimated "
+        "on equalized patches): for orthophotos whose contrast and colour balance differ from the training's",
+    )
     p.add_argument("--patches", type=int, default=64, help="aerial patches drawn over the orthophoto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="the adapted model file (.pt, + .json)")
@@ -57,8 +64,11 @@ def eager_from_file(path: Path) -> tuple[TransLocNet, ModelConfig, dict]:
     return net.eval(), cfg, meta
 
 
-def random_patches(ortho: GeoTiffSource, n: int, size_m: float, m_per_px: float, rng) -> list[np.ndarray]:
-    """n patches of the inference size at random places where the orthophoto has data."""
+def random_patches(
+    ortho: GeoTiffSource, n: int, size_m: float, m_per_px: float, rng, equalized: bool = False
+) -> list[np.ndarray]:
+    """n patches of the inference size at random places where the orthophoto has data (equalized as the
+    localizer will see them)."""
     b = ortho.bounds
     out, tries = [], 0
     while len(out) < n and tries < 20 * n:
@@ -66,7 +76,7 @@ def random_patches(ortho: GeoTiffSource, n: int, size_m: float, m_per_px: float,
         cx, cy = rng.uniform(b[0], b[2]), rng.uniform(b[1], b[3])
         patch = ortho.patch(cx, cy, size_m, m_per_px)
         if patch.valid.mean() >= 0.9:
-            out.append(patch.image)
+            out.append((equalize(patch) if equalized else patch).image)
     if not out:
         raise ValueError(f"{ortho.path}: no patch of {size_m:.0f} m lies inside the imagery")
     return out
@@ -121,16 +131,21 @@ def run(args) -> int:
     scans = unlabeled_scans(args.scans, args.points_topic, args.base_frame) if args.batchnorm else []
     rng = np.random.default_rng(args.seed)
     size_m = 2 * (20.0 + cfg.bev_radius_m)
-    patches = random_patches(ortho, args.patches, size_m, cfg.m_per_px, rng)
+    patches = random_patches(ortho, args.patches, size_m, cfg.m_per_px, rng, args.equalize)
     stats = adapt_input(net, patches)
     pairs = adapt_batchnorm(net, scans, patches) if args.batchnorm else 0
-    what = "aerial input statistics" + (" and every BatchNorm's statistics (AdaBN)" if args.batchnorm else "")
+    what = (
+        ("histogram equalization, " if args.equalize else "")
+        + "aerial input statistics"
+        + (" and every BatchNorm's statistics (AdaBN)" if args.batchnorm else "")
+    )
     adapted = {
         "method": f"{what} re-estimated, weights unchanged",
         "from_model": {"file": Path(src_model).name, "sha256": meta["sha256"]},
         "ortho": Path(args.ortho).name,
         "scans": f"{Path(args.scans).name} ({len(scans)} scans)" if scans else None,
         "patches": len(patches),
+        "equalize": args.equalize,
         "batchnorm_pairs": pairs,
         "date": time.strftime("%Y-%m-%d"),
         "input_statistics": stats,
