@@ -230,3 +230,41 @@ def test_a_lost_belief_diverges_on_noise_but_featureless_scans_do_not_count():
             )
         )
     assert filt.divergences == 1 and filt.state == State.DIVERGED and scans <= 10
+
+
+def test_a_kidnapped_belief_relocates_to_evidence_it_has_no_particles_at():
+    """After a 50 m jump the odometry reported but the vehicle did not make, every scan singles out the truth
+    inside the wide window, yet the wrong place still looks a little like the scan (a similar street), so the
+    scans keep backing the belief there: reweighting alone never reaches the truth. The filter must re-seed
+    from the scans within a few frames, and not count that as a lost belief again once it tracks."""
+    rng = np.random.default_rng(10)
+    cfg = FilterConfig(seed=10)
+    filt = BayesFilter(cfg)
+    truth = Pose2D(1000.0, 1000.0, 0.5)
+    filt.seed(truth, KNOWN, "test")
+    truth, err = drive(filt, truth, 20, rng)
+    assert err[-1, 0] < 0.5 and filt.state == State.CONVERGED
+    jump = np.array([30.0, -40.0])
+    filt.predict(truth.inverse().compose(Pose2D(truth.x + jump[0], truth.y + jump[1], truth.yaw)))
+
+    def alike_scene(tr):
+        prior, window = filt.search_window()
+        exact = gaussian_volume(tr, prior, window)
+        wrong = Pose2D(tr.x + jump[0], tr.y + jump[1], tr.yaw)
+        similar = gaussian_volume(wrong, prior, window, sd=3.0, sd_yaw_deg=5.0)
+        return ScoreVolume(
+            np.logaddexp(exact.logits, similar.logits - 15.0), prior, exact.yaw_offsets, 1.0, exact.centre_px
+        )
+
+    errors, supports = [], []
+    for _ in range(12):
+        truth = truth.compose(STEP)
+        filt.predict(STEP)
+        est = filt.update(alike_scene(truth))
+        errors.append(np.hypot(est.pose.x - truth.x, est.pose.y - truth.y))
+        supports.append(filt.support)
+    assert min(supports[: cfg.relocate_scans]) >= cfg.min_support  # the old disagreement test sees agreement
+    assert errors[0] > 40.0
+    assert max(errors[cfg.relocate_scans :]) < 1.0  # re-seeded at the scan that made relocate_scans in a row
+    assert filt.divergences == 1 and filt.state == State.CONVERGED
+    assert filt.search_window()[1].radius_m == cfg.tracking_radius_m
