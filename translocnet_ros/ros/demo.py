@@ -163,10 +163,11 @@ def run_live(
         for proc in (replay, node_proc):
             if proc is not None and proc.poll() is None:
                 proc.terminate()
-                try:
-                    proc.wait(10)
+                try:  # longer than the node's own 10 s wait for a worker still inside a scan (destroy_node)
+                    proc.wait(30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                    proc.wait()
         res.node_returncode = node_proc.returncode
         res.node_log = node_proc.stdout.read() if node_proc.stdout else ""
         node.destroy_node()

@@ -434,7 +434,10 @@ def main(args=None) -> None:
     # rclpy's own handlers would invalidate the context while the worker may still publish: stop it first
     use_dynamic_dds_memory()  # before rclpy creates the DDS participant (memory.py)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT too, explicitly: a process started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and Python then installs no handler, so `ros2 launch`'s SIGINT would not stop the node
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     node = LocalizerNode()
     try:
         rclpy.spin(node)
