@@ -268,3 +268,23 @@ def test_a_kidnapped_belief_relocates_to_evidence_it_has_no_particles_at():
     assert max(errors[cfg.relocate_scans :]) < 1.0  # re-seeded at the scan that made relocate_scans in a row
     assert filt.divergences == 1 and filt.state == State.CONVERGED
     assert filt.search_window()[1].radius_m == cfg.tracking_radius_m
+
+
+def test_scans_peaking_at_a_different_place_each_time_do_not_relocate():
+    """Six scans in a row from elsewhere, each singling out another pose around a converged belief, are bad
+    scans, not a kidnapping: no one place keeps being singled out, so the belief stays where it is."""
+    rng = np.random.default_rng(11)
+    cfg = FilterConfig(seed=11)
+    filt = BayesFilter(cfg)
+    truth = Pose2D(-300.0, 80.0, 1.0)
+    filt.seed(truth, KNOWN, "test")
+
+    def scattered(t, tr):
+        if 15 <= t < 21:  # 4.5 m away, 120 deg further round each time: peaks 7.8 m apart
+            a = np.radians(120.0 * t)
+            return tr.offset(4.5 * np.cos(a), 4.5 * np.sin(a), 0.0)
+        return tr
+
+    _, err = drive(filt, truth, 30, rng, observe=scattered)
+    assert filt.divergences == 0 and filt.state == State.CONVERGED
+    assert err[15:, 0].max() < 0.5

@@ -27,10 +27,12 @@ spreads the particles so wide that the next scans are scored in the lost window:
 pose, 50 m away, at thousands of times the uniform density, while the wrong place still gets a few times it (a
 street alike), enough to count as agreeing; the particles stayed there and converged (TransLocNet on the val
 towns: 17 to 35+ frames until the disagreement test fired). So the filter also relocates: when relocate_scans
-scans in a row put relocate_ratio times more density at their peak than at the belief, the belief is re-seeded
-from the last scan's volume, which already covers its window. On the val towns, while tracking, the ratio
-reached 6 for at most 2 scans in a row, also with 20% bad scans (a scan from elsewhere alone reaches up to 800);
-after the kidnapping it was 7 to 20000 for each of the first 4 scans.
+scans in a row put relocate_ratio times more density at their peak than at the belief, each peak within
+relocate_agree_m of the previous one moved by the odometry (one place keeps being singled out), the belief is
+re-seeded from the last scan's volume, which already covers its window. On the val towns, while TransLocNet
+tracked, the ratio reached 6 for at most 2 scans in a row, also with 20% bad scans (a scan from elsewhere alone
+reaches up to 800); after the kidnapping it was 7 to 20000 for each of the first 4 scans. NCC's volumes peak
+away from its belief for up to 17 scans in a row (it is often lost), hence the agreement of the peaks.
 """
 
 from __future__ import annotations
@@ -94,10 +96,9 @@ class FilterConfig:
     min_support: float = 3.0  # a scan backs the belief when its density there is this many x uniform
     diverge_window: int = 10  # diverged when, of the last diverge_window scans,
     diverge_count: int = 7  # this many disagreed
-    relocate_ratio: float = 6.0  # a scan peaks elsewhere when its peak density is this many x its density at
-    relocate_scans: int = (
-        4  # the belief (at least 1 x uniform); after this many in a row, re-seed from the scan
-    )
+    relocate_ratio: float = 6.0  # a scan peaks elsewhere: peak density >= this x density at the belief (>= 1)
+    relocate_scans: int = 4  # re-seed from the scan that makes this many such scans in a row,
+    relocate_agree_m: float = 3.0  # each peak this close to the previous one moved by the odometry
     seed: int = 0
 
 
@@ -140,6 +141,9 @@ class BayesFilter:
         self._agrees: deque[bool] = deque(maxlen=self.cfg.diverge_window)
         self._elsewhere = 0  # scans in a row whose volume peaked far above its density at the belief
         self._asked: SearchWindow | None = None  # the window last asked for
+        self._peak: Pose2D | None = (
+            None  # the last scan's peak when it lay elsewhere, moved by the odometry since
+        )
 
     # --- seeding -------------------------------------------------------------------------------------------
     def seed(self, pose: Pose2D, window: SearchWindow, reason: str, state: State = State.SEARCHING) -> None:
@@ -147,7 +151,7 @@ class BayesFilter:
         self.particles, self.logw = np.empty((0, 3)), np.empty(0)
         self.mode, self._region, self.state, self.reason = pose, window, state, reason
         self._agrees.clear()
-        self._elsewhere = 0
+        self._elsewhere, self._peak = 0, None
         var = [window.radius_m**2 / 3, window.radius_m**2 / 3, window.yaw_range_rad**2 / 3]
         self.estimate = Estimate(pose, np.diag(var), 0.0)
 
@@ -182,6 +186,8 @@ class BayesFilter:
             m, d = c.motion, float(np.hypot(increment.x, increment.y))
             sd = [m.trans_per_m * d + m.trans_m] * 2 + [np.radians(m.yaw_deg_per_m * d + m.yaw_deg)]
         self.mode = self.mode.compose(increment)
+        if self._peak is not None:
+            self._peak = self._peak.compose(increment)
         if len(self.particles) == 0:
             return
         noise = self.rng.normal(size=self.particles.shape) * sd
@@ -239,7 +245,7 @@ class BayesFilter:
             peak = float(np.exp(logq.max()) * logq.size)
             if peak >= c.min_support:  # a flat volume backs nothing: not counted
                 self._agrees.append(self.support >= c.min_support)
-            self._elsewhere = self._elsewhere + 1 if peak >= c.relocate_ratio * max(self.support, 1.0) else 0
+            self._count_elsewhere(volume, logq, peak)
             relocated = self._elsewhere >= c.relocate_scans
             if relocated:
                 self._relocate(volume, logq, floor, peak)
@@ -253,6 +259,26 @@ class BayesFilter:
         self.update_ms = 1e3 * (time.perf_counter() - t0)
         return self.estimate
 
+    def _count_elsewhere(self, volume: ScoreVolume, logq: np.ndarray, peak: float) -> None:
+        """Scans in a row that put relocate_ratio x more density at their peak than at the belief, each peak
+        within relocate_agree_m of the previous one moved by the odometry: one place keeps being singled out
+        (a scan from elsewhere, or a method whose volumes peak at random, breaks the run)."""
+        c = self.cfg
+        if peak < c.relocate_ratio * max(self.support, 1.0):
+            self._elsewhere, self._peak = 0, None
+            return
+        k, i, j = np.unravel_index(int(np.argmax(logq)), logq.shape)
+        pr, m = volume.prior, volume.m_per_px
+        at = Pose2D(
+            pr.x + (j - volume.centre_px) * m,
+            pr.y - (i - volume.centre_px) * m,
+            float(wrap_angle(pr.yaw + volume.yaw_offsets[k])),
+        )
+        last = self._peak
+        agrees = last is not None and np.hypot(at.x - last.x, at.y - last.y) <= c.relocate_agree_m
+        self._elsewhere = self._elsewhere + 1 if agrees else 1
+        self._peak = at
+
     def _relocate(self, volume: ScoreVolume, logq: np.ndarray, floor: float, peak: float) -> None:
         """The evidence keeps singling out poses the particles do not cover (a kidnapping the odometry moved
         them away from, or a belief that wandered off): reweighting cannot reach poses without particles, so
@@ -264,7 +290,7 @@ class BayesFilter:
         )
         self._sample_from(volume, logq, floor)
         self._agrees.clear()
-        self._elsewhere = 0
+        self._elsewhere, self._peak = 0, None
         self._summarize()
         self.state, self.reason = State.DIVERGED, why  # the next scan's confidence decides convergence
 
