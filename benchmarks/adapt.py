@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.helsinki import ROW_HEADER, score_sites, sites  # noqa: E402
+from benchmarks.helsinki import score_sites, sites, table  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.cli import main as cli  # noqa: E402
 
@@ -54,10 +54,8 @@ def main() -> int:
         f"Command: `python benchmarks/adapt.py --model {args.model.relative_to(ROOT)}`. Model: "
         f"`{args.model.name}`. Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
         "",
-        f"| adaptation | {ROW_HEADER} |",
-        "|---|---|---|---|---|---|---|---|",
+        *table("adaptation", rows),
     ]
-    lines += [f"| {label} | {score.row()} |" for label, score in rows]
     if not args.no_write:
         write_section("adapt", "\n".join(lines))
     print("\n".join(lines))

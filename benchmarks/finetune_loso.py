@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.helsinki import ROW_HEADER, score_sites, sites  # noqa: E402
+from benchmarks.helsinki import score_sites, sites, table  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.cli import main as cli  # noqa: E402
 
@@ -86,10 +86,8 @@ def main() -> int:
         f"x{args.extra_repeat}, mixed with {args.train_towns} synthetic train towns; then calibrated on the "
         "synthetic val towns. Never part of the default model.",
         "",
-        f"| model | {ROW_HEADER} |",
-        "|---|---|---|---|---|---|---|---|",
+        *table("model", rows),
     ]
-    lines += [f"| {label} | {score.row()} |" for label, score in rows]
     if not args.no_write:
         write_section("finetune-loso", "\n".join(lines))
     print("\n".join(lines))

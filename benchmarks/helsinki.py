@@ -42,6 +42,12 @@ class SiteScore:
 ROW_HEADER = "n | mean m | median m | lateral@1m | per-site mean m | published (conf >= 0.2) | of those < 2 m"
 
 
+def table(first_column: str, rows: list[tuple[str, SiteScore]]) -> list[str]:
+    """Markdown table lines: one row per (label, score)."""
+    head = [f"| {first_column} | {ROW_HEADER} |", "|---" * (ROW_HEADER.count("|") + 2) + "|"]
+    return head + [f"| {label} | {score.row()} |" for label, score in rows]
+
+
 def raycast_drive_of(out: Path, n_frames: int = 100, seed: int = 7) -> Callable[[Path], Path]:
     """A larger real-imagery check than the 10 frames per site: scans ray-cast at n_frames street-level poses
     of each site's geometry (cloud.ply, diagnosis use), localized on the site's real orthophoto."""
