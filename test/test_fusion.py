@@ -195,3 +195,19 @@ def test_node_parameter_defaults_are_the_engine_defaults():
     from translocnet_ros.ros.parameters import PARAMETERS, filter_config
 
     assert filter_config({k: p.default for k, p in PARAMETERS.items()}) == FilterConfig()
+
+
+def test_relocation_only_for_methods_with_calibrated_volumes():
+    """NCC's correlation peaks are no likelihood (they sit away from a well-tracking belief for many scans in a
+    row): the filter must not relocate on them; TransLocNet's calibrated softmax volumes may."""
+    plain = VolumeAt()  # declares nothing: treated as uncalibrated
+    assert FilteredLocalizer(plain, FilterConfig()).filter.cfg.relocate_scans == 0
+    calibrated = VolumeAt()
+    calibrated.calibrated_volumes = True
+    engine = FilteredLocalizer(calibrated, FilterConfig())
+    assert engine.filter.cfg.relocate_scans == FilterConfig().relocate_scans > 0
+    engine.configure(FilterConfig(relocate_scans=7), 0.2)  # live parameters keep the rule
+    assert engine.filter.cfg.relocate_scans == 7
+    engine = FilteredLocalizer(plain, FilterConfig())
+    engine.configure(FilterConfig(relocate_scans=7), 0.2)
+    assert engine.filter.cfg.relocate_scans == 0

@@ -97,7 +97,7 @@ class FilterConfig:
     diverge_window: int = 10  # diverged when, of the last diverge_window scans,
     diverge_count: int = 7  # this many disagreed
     relocate_ratio: float = 6.0  # a scan peaks elsewhere: peak density >= this x density at the belief (>= 1)
-    relocate_scans: int = 4  # re-seed from the scan that makes this many such scans in a row,
+    relocate_scans: int = 4  # re-seed from the scan that makes this many such scans in a row (0: never),
     relocate_agree_m: float = 3.0  # each peak this close to the previous one moved by the odometry
     seed: int = 0
 
@@ -246,7 +246,7 @@ class BayesFilter:
             if peak >= c.min_support:  # a flat volume backs nothing: not counted
                 self._agrees.append(self.support >= c.min_support)
             self._count_elsewhere(volume, logq, peak)
-            relocated = self._elsewhere >= c.relocate_scans
+            relocated = c.relocate_scans > 0 and self._elsewhere >= c.relocate_scans
             if relocated:
                 self._relocate(volume, logq, floor, peak)
             else:
@@ -264,7 +264,7 @@ class BayesFilter:
         within relocate_agree_m of the previous one moved by the odometry: one place keeps being singled out
         (a scan from elsewhere, or a method whose volumes peak at random, breaks the run)."""
         c = self.cfg
-        if peak < c.relocate_ratio * max(self.support, 1.0):
+        if c.relocate_scans <= 0 or peak < c.relocate_ratio * max(self.support, 1.0):
             self._elsewhere, self._peak = 0, None
             return
         k, i, j = np.unravel_index(int(np.argmax(logq)), logq.shape)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -65,7 +65,7 @@ class FilteredLocalizer:
         if method is not None and not isinstance(method, SupportedLocalizer):
             method = SupportedLocalizer(method)
         self.method = method
-        self.filter = BayesFilter(cfg, getattr(method, "filter_covariance_scale", 1.0))
+        self.filter = BayesFilter(self._for_method(cfg), getattr(method, "filter_covariance_scale", 1.0))
         self.publish_min = publish_min
         self._odom: Pose2D | None = None  # odom -> base at the last scan that had it
         self._odom_gap = 0  # scans in a row whose odometry was missing
@@ -77,7 +77,16 @@ class FilteredLocalizer:
     def configure(self, cfg: FilterConfig, publish_min: float) -> None:
         """Live parameters: the belief is kept; a new particle count applies from the next (re)seed."""
         with self._lock:
-            self.filter.cfg, self.publish_min = cfg, publish_min
+            self.filter.cfg, self.publish_min = self._for_method(cfg), publish_min
+
+    def _for_method(self, cfg: FilterConfig | None) -> FilterConfig:
+        """Relocation trusts single-scan peaks: only for methods whose volumes are calibrated likelihoods
+        (NCC's peak away from its belief for up to 17 scans in a row while it tracks: relocating on them took
+        its sequence mean on the test towns from 1.65 to 14.8 m)."""
+        cfg = cfg or FilterConfig()
+        if getattr(self.method, "calibrated_volumes", False):
+            return cfg
+        return replace(cfg, relocate_scans=0)
 
     @property
     def waiting(self) -> bool:

@@ -66,6 +66,9 @@ class NccLocalizer:
         self.covariance_scale = 1.0
         self.wrong_match = NO_WRONG_MATCH
         self.filter_covariance_scale = 1.0
+        # its correlation peaks are no calibrated likelihood: a peak away from the belief, even several in a row
+        # at one place, is common while it tracks well, so the filter must not relocate on them
+        self.calibrated_volumes = False
 
     def template(self, scan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Vehicle-aligned LiDAR edge template and the mask of cells the scan observed."""

@@ -145,6 +145,10 @@ class SupportedLocalizer:
     def filter_covariance_scale(self) -> float:
         return getattr(self.method, "filter_covariance_scale", 1.0)
 
+    @property
+    def calibrated_volumes(self) -> bool:
+        return getattr(self.method, "calibrated_volumes", False)
+
     def score_volume(
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
     ) -> ScoreVolume:

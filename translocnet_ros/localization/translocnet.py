@@ -105,6 +105,8 @@ class TransLocNetLocalizer:
         self.wrong_match = WrongMatchCurve.from_dict(calibration.get("wrong_match"))
         # factor on the temporal filter's posterior covariance (filter.BayesFilter), fitted on the val drives
         self.filter_covariance_scale = float(calibration.get("filter_covariance_scale", 1.0))
+        # softmax volumes with a temperature fitted on val: a peak far above the belief is evidence to relocate
+        self.calibrated_volumes = True
         # `adapt --equalize`: the area's patches are histogram-equalized before the network
         self.equalize = bool(self.meta.get("adapted", {}).get("equalize", False))
         self.yaw_step = np.radians(yaw_step_deg)
