@@ -19,6 +19,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.helsinki import HELSINKI  # noqa: E402
+from benchmarks.helsinki import sites as helsinki_sites  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.protocol import run_protocol, score_results, write_frames_csv  # noqa: E402
@@ -27,15 +29,13 @@ from translocnet_ros.localization.methods import make_method  # noqa: E402
 from translocnet_ros.synth.cli import build  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402
 
-HELSINKI = ROOT.parent / "shared" / "data" / "helsinki-dev"
-
 
 def datasets(synth_root: Path, n_towns: int | None):
     towns = [(synth_root / name, spec) for name, spec in split_towns("test", n_towns)]
     build(towns, force=False)
     yield "synthetic test towns", [(t / "drive_00", t / "ortho.tif") for t, _ in towns]
     if HELSINKI.exists():
-        sites = sorted(p for p in HELSINKI.iterdir() if (p / "ortho.tif").exists())
+        sites = helsinki_sites()
         yield "helsinki-dev (real)", [(s / "drive", s / "ortho.tif") for s in sites]
 
 

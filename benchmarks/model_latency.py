@@ -22,6 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.helsinki import HELSINKI  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.protocol import PROTOCOLS, draw_priors  # noqa: E402
@@ -34,8 +35,6 @@ from translocnet_ros.model.export import export  # noqa: E402
 from translocnet_ros.model.network import TransLocNet  # noqa: E402
 from translocnet_ros.synth.cli import build  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402
-
-HELSINKI = ROOT.parent / "shared" / "data" / "helsinki-dev"
 
 
 def untrained_model(folder: Path) -> Path:

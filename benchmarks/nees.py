@@ -24,6 +24,8 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.helsinki import HELSINKI  # noqa: E402
+from benchmarks.helsinki import sites as helsinki_sites  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.calibrate_cli import (  # noqa: E402
@@ -48,8 +50,6 @@ from translocnet_ros.localization.methods import make_method  # noqa: E402
 from translocnet_ros.localization.types import LocalizationError  # noqa: E402
 from translocnet_ros.synth.cli import build  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402
-
-HELSINKI = ROOT.parent / "shared" / "data" / "helsinki-dev"
 
 
 def site_volumes(method, sites: list[Path], protocol: str, seed: int = 0):
@@ -148,7 +148,7 @@ def main() -> int:
     data["synthetic test towns (8)"] = collect(
         method, [t for t, _ in test], "known", args.every_test, seed=0, progress=True
     )
-    sites = sorted(p for p in HELSINKI.iterdir() if (p / "ortho.tif").exists()) if HELSINKI.exists() else []
+    sites = helsinki_sites() if HELSINKI.exists() else []
     if sites:
         data["helsinki-dev (3 sites)"] = site_volumes(method, sites, "known")
         data["helsinki-dev (3 sites), protocol unknown"] = site_volumes(method, sites, "unknown")

@@ -40,6 +40,7 @@ from scipy.spatial import cKDTree
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.helsinki import HELSINKI  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.cloud import read_ply, render_top, shade_height  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive, rescan_drive  # noqa: E402
@@ -60,7 +61,6 @@ from translocnet_ros.synth.lidar import LidarModel  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402
 from translocnet_ros.synth.town import TownSpec, generate_town, write_geotiff  # noqa: E402
 
-HELSINKI = ROOT.parent / "shared" / "data" / "helsinki-dev"
 DOCS = ROOT / "docs"
 SCANS = {"real": "real scans", "raycast": "ray-cast scans (our simulator, cloud.ply)"}
 IMAGERY = {
