@@ -85,3 +85,29 @@ def test_labelled_real_drives_join_the_training_frames(small_town):
     sample = frames[len(frames) - 1]  # a real frame: aerial patch from the site's orthophoto
     assert sample["aerial"].shape == (3, 2 * (6 + 32) * 2, 2 * (6 + 32) * 2)
     assert sample["aerial"].float().std() > 5 and sample["observed"].sum() > 500
+
+
+def test_style_mix_restyles_early_features_in_training_only():
+    """The hook mixes channel statistics between samples in training (each output channel's mean moves
+    between the two samples' means, layout kept) and is the identity in eval, so export is unaffected."""
+    from torch import nn
+
+    from translocnet_ros.model.style_mix import StyleMix
+
+    layer = nn.Identity()
+    layer.register_forward_hook(StyleMix(p=1.0, alpha=0.5, jitter=0.0, seed=3))
+    base = torch.rand(1, 2, 16, 16)
+    x = torch.cat([base, base * 4.0 + 10.0])  # same layout, two styles
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    layer.train()
+    mixed = {tuple(layer(x).mean(dim=(2, 3)).round(decimals=3).flatten().tolist()) for _ in range(8)}
+    assert len(mixed) > 1  # random mixes
+    out = layer(x)
+    means = out.mean(dim=(2, 3))
+    assert (means >= x.mean(dim=(2, 3))[0] - 1e-4).all() and (means <= x.mean(dim=(2, 3))[1] + 1e-4).all()
+    # content is kept: each output is an affine map of its own input, channel by channel
+    for b in range(2):
+        for c in range(2):
+            r = np.corrcoef(out[b, c].flatten().numpy(), x[b, c].flatten().numpy())[0, 1]
+            assert r > 0.999

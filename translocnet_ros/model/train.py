@@ -27,6 +27,7 @@ from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.data import SampleConfig, TownFrames, town_drives
 from translocnet_ros.model.losses import info_nce, volume_nll
 from translocnet_ros.model.network import TransLocNet
+from translocnet_ros.model.style_mix import attach_style_mix
 from translocnet_ros.synth.cli import build
 from translocnet_ros.synth.cloud_scene import raycast_site
 from translocnet_ros.synth.splits import split_towns
@@ -87,6 +88,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=["fixed", "patch"],
         default="fixed",
         help="aerial input normalization: training-set statistics, or each patch standardized",
+    )
+    p.add_argument(
+        "--style-mix",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="with probability P mix the aerial encoder's early feature statistics between samples "
+        "(training only; model/style_mix.py)",
     )
     p.add_argument(
         "--window-m", type=float, default=SampleConfig.window_m, help="training search window (+-)"
@@ -303,6 +312,7 @@ def run(args) -> int:
         "lr": args.lr,
         "init": f"{args.init.parent.name}/{args.init.name}" if args.init else None,
         "freeze_bev": args.freeze_bev,
+        "style_mix": args.style_mix,
         "extra_drives": [
             f"{d.parent.name}/{d.name} on {o.parent.name}/{o.name} x{args.extra_repeat}" for d, o in extra
         ],
@@ -324,6 +334,8 @@ def run(args) -> int:
         )
 
     gen = torch.Generator().manual_seed(args.seed)
+    if args.style_mix > 0:
+        attach_style_mix(net.aerial_encoder, args.style_mix, args.seed)
     bar = tqdm(total=args.steps, initial=step, disable=args.quiet, desc="train", unit="step")
     net.train()
     if args.freeze_bev:
