@@ -29,8 +29,9 @@ street alike), enough to count as agreeing; the particles stayed there and conve
 towns: 17 to 35+ frames until the disagreement test fired). So the filter also relocates: when relocate_scans
 scans in a row put relocate_ratio times more density at their peak than at the belief, each peak within
 relocate_agree_m of the previous one moved by the odometry (one place keeps being singled out), the belief is
-re-seeded from the last scan's volume, which already covers its window. On the val towns, while TransLocNet
-tracked, the ratio reached 6 for at most 2 scans in a row, also with 20% bad scans (a scan from elsewhere alone
+re-seeded from the last scan's volume around that place (its window already covers it; drawn from the whole
+volume, the belief settled on broad look-alikes, 39 m off in a town of halls). On the val towns, while
+TransLocNet tracked, the ratio reached 6 for at most 2 scans in a row, also with 20% bad scans (a scan from elsewhere alone
 reaches up to 800); after the kidnapping it was 7 to 20000 for each of the first 4 scans. NCC's volumes peak
 away from its belief for up to 17 scans in a row (it is often lost), hence the agreement of the peaks.
 """
@@ -288,7 +289,7 @@ class BayesFilter:
             f"relocated: {self._elsewhere} scans in a row peaked elsewhere "
             f"(last {peak:.0f} x uniform there, {self.support:.1f} at the belief)"
         )
-        self._sample_from(volume, logq, floor)
+        self._sample_from(volume, logq, floor, near=self._peak)
         self._agrees.clear()
         self._elsewhere, self._peak = 0, None
         self._summarize()
@@ -300,10 +301,22 @@ class BayesFilter:
         if self.estimate is not None and self.mode is not None:
             self.estimate = Estimate(self.mode, self.estimate.covariance, self.estimate.confidence)
 
-    def _sample_from(self, volume: ScoreVolume, logq: np.ndarray, floor: float) -> None:
-        """Particles drawn from the volume mixed with the floor, spread uniformly inside their cells."""
+    def _sample_from(
+        self, volume: ScoreVolume, logq: np.ndarray, floor: float, near: Pose2D | None = None
+    ) -> None:
+        """Particles drawn from the volume mixed with the floor, spread uniformly inside their cells. With `near`
+        (a relocation), the volume's part is taken only within 2 x relocate_agree_m of that place: the place
+        the scans kept singling out. A wide window's volume holds most of its mass away from its sharp peak
+        (broad, yaw-ambiguous look-alikes), so a belief drawn from all of it may settle on a look-alike."""
         n, nk = self.cfg.particles, logq.shape[0]
-        p = (1 - self.cfg.uniform_floor) * np.exp(logq).ravel() + floor
+        q = np.exp(logq)
+        if near is not None:
+            m, c = volume.m_per_px, volume.centre_px
+            east = volume.prior.x + (np.arange(q.shape[2]) - c) * m - near.x
+            north = volume.prior.y - (np.arange(q.shape[1]) - c) * m - near.y
+            q = q * (np.hypot(north[:, None], east[None, :]) <= 2 * self.cfg.relocate_agree_m)
+            q /= q.sum()
+        p = (1 - self.cfg.uniform_floor) * q.ravel() + floor
         k, i, j = np.unravel_index(self.rng.choice(p.size, n, p=p / p.sum()), logq.shape)
         u = self.rng.uniform(-0.5, 0.5, size=(n, 3))
         step = np.gradient(volume.yaw_offsets) if nk > 1 else np.array([np.radians(1.0)])
