@@ -60,7 +60,7 @@ def main() -> int:
     lines = [
         "## Uncertainty calibration on the val towns (protocol known)",
         "",
-        f"Command: `python benchmarks/calibration.py --every {args.every}`. The 4 val towns, every "
+        f"Command: `python benchmarks/calibration.py --every {args.every}`. The {len(jobs)} val towns, every "
         f"{args.every}-th frame, priors drawn with seed 1. Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
         "NLL = negative log-probability of the true pose's cell; NEES is 3 and 95% coverage is 0.95 for an honest "
         "covariance (the covariance scale is fitted to make the median NEES 2.37, that of an honest 3-DoF estimate); "

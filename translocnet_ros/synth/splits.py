@@ -16,7 +16,7 @@ WILD_APPEARANCE = {"train": 0.3}
 SPLITS = {
     # name: (first seed, number of towns, size_m, frames per drive, drives per town)
     "train": (10_000, 32, 500.0, 150, 2),
-    "val": (20_000, 4, 600.0, 100, 1),
+    "val": (20_000, 12, 600.0, 100, 1),
     "test": (30_000, 8, 600.0, 100, 1),
     "demo": (40_000, 1, 400.0, 80, 1),
 }
