@@ -4,10 +4,14 @@ import numpy as np
 import pytest
 
 from translocnet_ros.evaluation.calibration import (
+    CHI2_1DOF_MEDIAN,
+    CHI2_2DOF_MEDIAN,
+    axis_scales,
     consistency,
     covariance_scale,
     fit_temperature,
     nees,
+    nees_xy,
     true_pose_nll,
 )
 from translocnet_ros.geo.pose import Pose2D
@@ -70,6 +74,26 @@ def test_consistency_of_honest_and_overconfident_covariances():
     # the fitted factor undoes the overconfidence, and leaves an honest covariance alone
     assert covariance_scale(nees(gt, est, np.repeat(cov[None] / 4, n, 0))) == pytest.approx(4.0, rel=0.1)
     assert covariance_scale(nees(gt, est, np.repeat(cov[None], n, 0))) == pytest.approx(1.0, rel=0.1)
+
+
+def test_axis_scales_make_position_and_yaw_honest_separately():
+    """A filter posterior that understates the position variance 4 times and overstates the yaw variance 16
+    times: one factor on the 3-DoF NEES cannot fix both; the two factors do."""
+    from translocnet_ros.localization.filter import scale_axes
+
+    rng = np.random.default_rng(1)
+    n = 4000
+    true = np.array([[0.25, 0.05, 0.0], [0.05, 0.16, 0.0], [0.0, 0.0, np.radians(0.5) ** 2]])
+    gt = np.column_stack([rng.uniform(0, 100, n), rng.uniform(0, 100, n), rng.uniform(-3, 3, n)])
+    est = gt + rng.multivariate_normal(np.zeros(3), true, n)
+    raw = np.repeat(scale_axes(true, 1 / 4, 16.0)[None], n, 0)
+    position, yaw = axis_scales(gt, est, raw)
+    assert position == pytest.approx(4.0, rel=0.1) and yaw == pytest.approx(1 / 16, rel=0.1)
+    fixed = scale_axes(raw, position, yaw)
+    assert np.median(nees_xy(gt, est, fixed)) == pytest.approx(CHI2_2DOF_MEDIAN, rel=0.05)
+    yaw_nees = (est[:, 2] - gt[:, 2]) ** 2 / fixed[:, 2, 2]
+    assert np.median(yaw_nees) == pytest.approx(CHI2_1DOF_MEDIAN, rel=0.1)
+    np.testing.assert_allclose(fixed[0], true, rtol=0.1, atol=1e-12)  # correlations kept
 
 
 def test_calibrate_collects_val_volumes_and_never_worsens_the_nll(small_town):

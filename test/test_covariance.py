@@ -167,7 +167,12 @@ def test_localizer_applies_the_calibration_in_its_metadata(tmp_path, small_town)
     np.testing.assert_allclose(est.covariance, (1 - q) * 0.7 * parts.spread + q * parts.window, rtol=1e-6)
     meta["calibration"]["filter_covariance_scale"] = 4.0
     model.with_suffix(".json").write_text(json.dumps(meta))
-    assert TransLocNetLocalizer(model, device="cpu").filter_covariance_scale == 4.0
+    one = TransLocNetLocalizer(model, device="cpu")  # calibrated with one filter factor for both
+    assert one.filter_covariance_scale == 4.0 and one.filter_yaw_scale == 4.0
+    meta["calibration"]["filter_yaw_scale"] = 0.25
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    two = TransLocNetLocalizer(model, device="cpu")
+    assert two.filter_covariance_scale == 4.0 and two.filter_yaw_scale == 0.25
     meta["calibration"] = {"temperature": 1.3, "covariance_scale": 0.7}  # calibrated before curve and filter
     model.with_suffix(".json").write_text(json.dumps(meta))
     old = TransLocNetLocalizer(model, device="cpu")
@@ -187,6 +192,13 @@ def test_filter_posterior_covariance_takes_the_calibrated_factor():
         ests.append(f.update(vol))
     assert ests[0].pose == ests[1].pose and ests[0].confidence == ests[1].confidence
     np.testing.assert_allclose(ests[1].covariance, 3.0 * ests[0].covariance)
+    # separate position and yaw factors: position variances x 4, yaw variance x 1/4, cross terms x 1 and x 4
+    f = BayesFilter(FilterConfig(particles=500, seed=4), covariance_scale=4.0, yaw_scale=0.25)
+    f.seed(PRIOR, SearchWindow(20.0, np.radians(10.0)), "test")
+    c0, c = ests[0].covariance, f.update(vol).covariance
+    np.testing.assert_allclose(c[:2, :2], 4.0 * c0[:2, :2])
+    np.testing.assert_allclose(c[2, 2], 0.25 * c0[2, 2])
+    np.testing.assert_allclose(c[:2, 2], c0[:2, 2])
 
     class Method:  # a calibrated volume method, as TransLocNetLocalizer reads it from its metadata
         name, device, temperature, filter_covariance_scale = "stub", "cpu", 1.0, 2.5
@@ -195,6 +207,9 @@ def test_filter_posterior_covariance_takes_the_calibrated_factor():
             return vol
 
     assert FilteredLocalizer(Method()).filter.covariance_scale == 2.5
+    assert FilteredLocalizer(Method()).filter.yaw_scale == 2.5  # one factor: both axes
+    Method.filter_yaw_scale = 0.5
+    assert FilteredLocalizer(Method()).filter.yaw_scale == 0.5
     assert FilteredLocalizer(None).filter.covariance_scale == 1.0
 
 

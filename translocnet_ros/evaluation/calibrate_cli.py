@@ -25,8 +25,8 @@ from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.evaluation.calibration import (
     WRONG_MATCH_DEG,
     WRONG_MATCH_M,
+    axis_scales,
     consistency,
-    covariance_scale,
     fit_covariance,
     fit_temperature,
     nees,
@@ -42,6 +42,7 @@ from translocnet_ros.localization.decode import (
     decode_parts,
     honest_covariance,
 )
+from translocnet_ros.localization.filter import scale_axes
 from translocnet_ros.localization.methods import make_method
 from translocnet_ros.localization.types import LocalizationError
 from translocnet_ros.synth.cli import build
@@ -146,9 +147,16 @@ def sequence_frames(method, towns: list[Path], seed: int, progress: bool):
     return np.concatenate(gts), np.array(ests), np.array(covs), np.array(confs)
 
 
-def published_filter_nees(gt, est, cov, conf) -> np.ndarray:
+def published_filter_frames(gt, est, cov, conf):
+    """(gt, est, cov) of the filtered frames the node would publish (posterior confidence >= the default
+    confidence_publish)."""
     pub = conf >= PUBLISH_CONFIDENCE
-    return nees(gt[pub], est[pub], cov[pub])
+    return gt[pub], est[pub], cov[pub]
+
+
+def filter_nees_median(frames, position: float, yaw: float) -> float:
+    gt, est, cov = frames
+    return float(np.median(nees(gt, est, scale_axes(cov, position, yaw))))
 
 
 def run(args) -> int:
@@ -168,19 +176,23 @@ def run(args) -> int:
     t, _ = fit_temperature(volumes, truths)
     scale, wrong = fit_calibrated_covariance(volumes, truths, t)
     after = summary_at(volumes, truths, t, scale, wrong)
-    filter_scale, filter_fit = getattr(method, "filter_covariance_scale", 1.0), {}
+    filter_scale = getattr(method, "filter_covariance_scale", 1.0)
+    filter_yaw, filter_fit = getattr(method, "filter_yaw_scale", filter_scale), {}
     if not args.no_sequence:  # the filter at the fitted T, its own covariance unscaled
-        in_use_filter = filter_scale
-        method.temperature, method.filter_covariance_scale = t, 1.0
-        raw = published_filter_nees(*sequence_frames(method, towns, args.seed, not args.quiet))
-        if len(raw):
-            filter_scale = covariance_scale(raw)
+        in_use_filter = (filter_scale, filter_yaw)
+        method.temperature, method.filter_covariance_scale, method.filter_yaw_scale = t, 1.0, 1.0
+        pub = published_filter_frames(*sequence_frames(method, towns, args.seed, not args.quiet))
+        if len(pub[0]):
+            filter_scale, filter_yaw = axis_scales(*pub)
             filter_fit = {
-                "frames": len(raw),
-                "nees_median_before": float(np.median(raw / in_use_filter)),
-                "nees_median_after": float(np.median(raw / filter_scale)),
+                "frames": len(pub[0]),
+                "nees_median_before": filter_nees_median(pub, *in_use_filter),
+                "nees_median_after": filter_nees_median(pub, filter_scale, filter_yaw),
             }
-        print(f"filter   covariance scale {in_use_filter:.4g} -> {filter_scale:.4g} {filter_fit}")
+        print(
+            f"filter   covariance factors (position, yaw) {in_use_filter[0]:.4g}, {in_use_filter[1]:.4g} -> "
+            f"{filter_scale:.4g}, {filter_yaw:.4g} {filter_fit}"
+        )
     for label, s in (("current", before), ("fitted", after)):
         curve = WrongMatchCurve.from_dict(s["wrong_match"])
         stats = " ".join(f"{k}={v:.4g}" for k, v in s.items() if k != "wrong_match")
@@ -197,6 +209,7 @@ def run(args) -> int:
                 "definition": f"position error > {WRONG_MATCH_M:g} m or yaw error > {WRONG_MATCH_DEG:g} deg",
             },
             "filter_covariance_scale": filter_scale,
+            "filter_yaw_scale": filter_yaw,
             "filter_fit": filter_fit or "not fitted (--no-sequence or no published frame)",
             "split": args.split,
             "towns": [p.name for p in towns],

@@ -122,12 +122,17 @@ def _circular_mean(yaw: np.ndarray, w: np.ndarray) -> float:
 class BayesFilter:
     """Particles (x, y, yaw) with log-weights; a pending uniform region stands for a prior not yet seen by a scan."""
 
-    def __init__(self, cfg: FilterConfig | None = None, covariance_scale: float = 1.0):
-        """covariance_scale: factor on the particles' covariance in the estimate, fitted on the val drives by
-        `translocnet calibrate` (the method's filter_covariance_scale): consecutive scans of one street err
-        alike, so the fused particles are more certain than the pose is."""
+    def __init__(
+        self, cfg: FilterConfig | None = None, covariance_scale: float = 1.0, yaw_scale: float | None = None
+    ):
+        """covariance_scale, yaw_scale: factors on the particles' position and yaw variances in the estimate,
+        fitted on the val drives by `translocnet calibrate` (the method's filter_covariance_scale and
+        filter_yaw_scale; yaw_scale None: the same as position): consecutive scans of one street err alike, so
+        the fused particles are more certain of the position than the pose is, while their yaw spreads with the
+        odometry's yaw noise more than the yaw errs."""
         self.cfg = cfg or FilterConfig()
         self.covariance_scale = covariance_scale
+        self.yaw_scale = covariance_scale if yaw_scale is None else yaw_scale
         self.rng = np.random.default_rng(self.cfg.seed)
         self.state = State.WAITING
         self.reason = "no initial pose or GNSS fix yet"
@@ -387,7 +392,8 @@ class BayesFilter:
         cov = (d * w[:, None]).T @ d
         near = (np.hypot(d[:, 0], d[:, 1]) <= NEAR_M) & (np.abs(d[:, 2]) <= NEAR_RAD)
         self.mode = Pose2D(float(mode[0]), float(mode[1]), float(mode[2]))
-        self.estimate = Estimate(self.mode, cov * self.covariance_scale, particle_confidence(w, near))
+        cov = scale_axes(cov, self.covariance_scale, self.yaw_scale)
+        self.estimate = Estimate(self.mode, cov, particle_confidence(w, near))
 
     def _transition(self) -> None:
         c = self.cfg
@@ -406,6 +412,13 @@ class BayesFilter:
             self.state, self.reason = State.SEARCHING, f"confidence fell to {format_confidence(conf)}"
         else:
             self.reason = f"confidence {format_confidence(conf)} below {c.converged_confidence:.2f}"
+
+
+def scale_axes(cov: np.ndarray, position: float, yaw: float) -> np.ndarray:
+    """An (x, y, yaw) covariance (or a stack of them) with the position variances times `position`, the yaw
+    variance times `yaw` and the cross terms by the geometric mean, so the correlations stay."""
+    d = np.sqrt([position, position, yaw])
+    return cov * d[:, None] * d[None, :]
 
 
 def particle_confidence(w: np.ndarray, near: np.ndarray) -> float:

@@ -65,7 +65,8 @@ class FilteredLocalizer:
         if method is not None and not isinstance(method, SupportedLocalizer):
             method = SupportedLocalizer(method)
         self.method = method
-        self.filter = BayesFilter(self._for_method(cfg), getattr(method, "filter_covariance_scale", 1.0))
+        scale = getattr(method, "filter_covariance_scale", 1.0)
+        self.filter = BayesFilter(self._for_method(cfg), scale, getattr(method, "filter_yaw_scale", scale))
         self.publish_min = publish_min
         self._odom: Pose2D | None = None  # odom -> base at the last scan that had it
         self._odom_gap = 0  # scans in a row whose odometry was missing

@@ -146,6 +146,10 @@ class SupportedLocalizer:
         return getattr(self.method, "filter_covariance_scale", 1.0)
 
     @property
+    def filter_yaw_scale(self) -> float:
+        return getattr(self.method, "filter_yaw_scale", self.filter_covariance_scale)
+
+    @property
     def calibrated_volumes(self) -> bool:
         return getattr(self.method, "calibrated_volumes", False)
 

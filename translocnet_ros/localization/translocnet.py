@@ -103,8 +103,10 @@ class TransLocNetLocalizer:
         # P(wrong match | confidence): how much of the search window's spread the covariance takes in
         # (decode.honest_covariance); absent in metadata calibrated before it: none
         self.wrong_match = WrongMatchCurve.from_dict(calibration.get("wrong_match"))
-        # factor on the temporal filter's posterior covariance (filter.BayesFilter), fitted on the val drives
+        # factors on the temporal filter's posterior position and yaw variances (filter.BayesFilter), fitted on
+        # the val drives; metadata before the yaw factor had one factor for both
         self.filter_covariance_scale = float(calibration.get("filter_covariance_scale", 1.0))
+        self.filter_yaw_scale = float(calibration.get("filter_yaw_scale", self.filter_covariance_scale))
         # softmax volumes with a temperature fitted on val: a peak far above the belief is evidence to relocate
         self.calibrated_volumes = True
         # `adapt --equalize`: the area's patches are histogram-equalized before the network
