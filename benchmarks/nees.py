@@ -42,9 +42,10 @@ from translocnet_ros.evaluation.calibration import (  # noqa: E402
     fit_temperature,
     nees,
     nees_xy,
+    nees_yaw,
 )
 from translocnet_ros.evaluation.protocol import PROTOCOLS, PUBLISH_CONFIDENCE, draw_priors  # noqa: E402
-from translocnet_ros.geo.crs import MapFrame, wrap_angle  # noqa: E402
+from translocnet_ros.geo.crs import MapFrame  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.decode import NO_WRONG_MATCH, honest_covariance  # noqa: E402
 from translocnet_ros.localization.filter import scale_axes  # noqa: E402
@@ -111,7 +112,7 @@ def sequence_score(frames, position: float, yaw: float) -> dict:
         "nees_mean": float(np.mean(full)),
         "coverage_95": float(np.mean(full <= CHI2_3DOF_95)),
         "nees_xy_median": float(np.median(xy)),
-        "nees_yaw_median": float(np.median(wrap_angle(est[pub, 2] - gt[pub, 2]) ** 2 / cov[:, 2, 2])),
+        "nees_yaw_median": float(np.median(nees_yaw(gt[pub], est[pub], cov))),
         "sigma_xy_median": float(np.median(np.sqrt(0.5 * (cov[:, 0, 0] + cov[:, 1, 1])))),
     }
 
@@ -199,10 +200,7 @@ def main() -> int:
             f"| {pub_med} | {each} |"
         )
     if not args.no_sequence:  # the filter at the fitted T with its own covariance, scaled afterwards
-        in_use = (
-            getattr(method, "filter_covariance_scale", 1.0),
-            getattr(method, "filter_yaw_scale", getattr(method, "filter_covariance_scale", 1.0)),
-        )
+        in_use = (method.filter_covariance_scale, method.filter_yaw_scale)
         method.temperature, method.filter_covariance_scale, method.filter_yaw_scale = t_fit, 1.0, 1.0
         val_seq = sequence_frames(method, [t for t, _ in val], seed=1, progress=True)
         pub = published_filter_frames(*val_seq)

@@ -299,9 +299,8 @@ def test_relocation_goes_to_the_place_singled_out_not_to_a_broad_look_alike():
         truth = truth.compose(STEP)
         filt.predict(STEP)
         volume, alike = plateau_scene(truth)
-        if (
-            n == 0
-        ):  # the wide window is as described: sharpest at the truth, most position mass at the look-alike
+        # the wide window is as described: sharpest at the truth, most position mass at the look-alike
+        if n == 0:
             q = np.exp(0.5 * (volume.logits - volume.logits.max()))  # tempered as the filter does
             _, i, j = np.unravel_index(np.argmax(q), q.shape)
             box = uniform_filter(q.sum(axis=0), size=3, mode="constant")  # position mass per 3 x 3 m

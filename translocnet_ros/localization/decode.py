@@ -158,8 +158,7 @@ def decode_parts(volume: ScoreVolume, temperature: float = 1.0) -> DecodedVolume
 
     p = np.exp(logits - logits.max())
     p /= p.sum()
-    xs = prior.x + (np.arange(nj) - centre_px) * m_per_px
-    ys = prior.y - (np.arange(ni) - centre_px) * m_per_px
+    xs, ys = volume.cell_centres()
     dx = (xs - pose.x)[None, None, :]
     dy = (ys - pose.y)[None, :, None]
     dyaw = wrap_angle(prior.yaw + yaw_offsets - pose.yaw)[:, None, None]

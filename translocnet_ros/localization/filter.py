@@ -31,9 +31,10 @@ scans in a row put relocate_ratio times more density at their peak than at the b
 relocate_agree_m of the previous one moved by the odometry (one place keeps being singled out), the belief is
 re-seeded from the last scan's volume around that place (its window already covers it; drawn from the whole
 volume, the belief settled on broad look-alikes, 39 m off in a town of halls). On the val towns, while
-TransLocNet tracked, the ratio reached 6 for at most 2 scans in a row, also with 20% bad scans (a scan from elsewhere alone
-reaches up to 800); after the kidnapping it was 7 to 20000 for each of the first 4 scans. NCC's volumes peak
-away from its belief for up to 17 scans in a row (it is often lost), hence the agreement of the peaks.
+TransLocNet tracked, the ratio reached 6 for at most 2 scans in a row, also with 20% bad scans (a scan from
+elsewhere alone reaches up to 800); after the kidnapping it was 7 to 20000 for each of the first 4 scans. NCC's
+volumes peak away from its belief for up to 17 scans in a row (it is often lost), hence the agreement of the
+peaks.
 """
 
 from __future__ import annotations
@@ -147,9 +148,8 @@ class BayesFilter:
         self._agrees: deque[bool] = deque(maxlen=self.cfg.diverge_window)
         self._elsewhere = 0  # scans in a row whose volume peaked far above its density at the belief
         self._asked: SearchWindow | None = None  # the window last asked for
-        self._peak: Pose2D | None = (
-            None  # the last scan's peak when it lay elsewhere, moved by the odometry since
-        )
+        # the last scan's peak when it lay elsewhere, moved by the odometry since
+        self._peak: Pose2D | None = None
 
     # --- seeding -------------------------------------------------------------------------------------------
     def seed(self, pose: Pose2D, window: SearchWindow, reason: str, state: State = State.SEARCHING) -> None:
@@ -274,12 +274,8 @@ class BayesFilter:
             self._elsewhere, self._peak = 0, None
             return
         k, i, j = np.unravel_index(int(np.argmax(logq)), logq.shape)
-        pr, m = volume.prior, volume.m_per_px
-        at = Pose2D(
-            pr.x + (j - volume.centre_px) * m,
-            pr.y - (i - volume.centre_px) * m,
-            float(wrap_angle(pr.yaw + volume.yaw_offsets[k])),
-        )
+        xs, ys = volume.cell_centres()
+        at = Pose2D(float(xs[j]), float(ys[i]), float(wrap_angle(volume.prior.yaw + volume.yaw_offsets[k])))
         last = self._peak
         agrees = last is not None and np.hypot(at.x - last.x, at.y - last.y) <= c.relocate_agree_m
         self._elsewhere = self._elsewhere + 1 if agrees else 1
@@ -316,10 +312,8 @@ class BayesFilter:
         n, nk = self.cfg.particles, logq.shape[0]
         q = np.exp(logq)
         if near is not None:
-            m, c = volume.m_per_px, volume.centre_px
-            east = volume.prior.x + (np.arange(q.shape[2]) - c) * m - near.x
-            north = volume.prior.y - (np.arange(q.shape[1]) - c) * m - near.y
-            q = q * (np.hypot(north[:, None], east[None, :]) <= 2 * self.cfg.relocate_agree_m)
+            xs, ys = volume.cell_centres()
+            q = q * (np.hypot(ys[:, None] - near.y, xs[None, :] - near.x) <= 2 * self.cfg.relocate_agree_m)
             q /= q.sum()
         p = (1 - self.cfg.uniform_floor) * q.ravel() + floor
         k, i, j = np.unravel_index(self.rng.choice(p.size, n, p=p / p.sum()), logq.shape)

@@ -46,6 +46,14 @@ class ScoreVolume:
     m_per_px: float
     centre_px: float
 
+    def cell_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """Easting of each column (W,) and northing of each row (H,) of the grid."""
+        _, ni, nj = self.logits.shape
+        return (
+            self.prior.x + (np.arange(nj) - self.centre_px) * self.m_per_px,
+            self.prior.y - (np.arange(ni) - self.centre_px) * self.m_per_px,
+        )
+
     def cell_of(self, pose: Pose2D) -> tuple[int, int, int] | None:
         """Nearest (k, i, j) cell of a pose; None when it lies outside the volume."""
         nk, ni, nj = self.logits.shape
