@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from translocnet_ros.model.config import ModelConfig
-from translocnet_ros.model.data import SampleConfig, augment_scan, repaint
+from translocnet_ros.model.data import SampleConfig, TownFrames, WorldTurn, augment_scan, repaint
 from translocnet_ros.model.network import TransLocNet
 
 CFG = ModelConfig(width=8, match_dim=8, attn_dim=16, attn_heads=2)
@@ -111,3 +111,74 @@ def test_style_mix_restyles_early_features_in_training_only():
         for c in range(2):
             r = np.corrcoef(out[b, c].flatten().numpy(), x[b, c].flatten().numpy())[0, 1]
             assert r > 0.999
+
+
+def _pixel_of(point_body, cell, yaw, n_px, m_per_px=0.5, cell_m=1.0):
+    """(row, col) of the image pixel under a scan point, the vehicle at cell (di, dj) off the patch centre."""
+    di, dj = cell
+    c, s = np.cos(yaw), np.sin(yaw)
+    x = dj * cell_m + c * point_body[0] - s * point_body[1]
+    y = -di * cell_m + s * point_body[0] + c * point_body[1]
+    return int(np.floor(n_px / 2 - y / m_per_px)), int(np.floor(n_px / 2 + x / m_per_px))
+
+
+def test_world_turn_keeps_every_scan_point_on_the_same_ground():
+    """Turned and mirrored, a sample must still be the same localization problem: each scan point, placed with
+    the turned target cell and heading, lands on the same image content as before the turn."""
+    rng = np.random.default_rng(3)
+    n = 64
+    cell, yaw = (3, -5), 0.4
+    pts = np.c_[rng.uniform(-8, 8, (40, 2)), np.zeros((40, 2))].astype(np.float32)
+    img = np.zeros((n, n, 3), np.uint8)
+    for k, p in enumerate(pts):
+        img[_pixel_of(p, cell, yaw, n)] = 10 + k  # each point's own mark
+    seen = 0
+    for quarter in range(4):
+        for mirror in (False, True):
+            t = WorldTurn(quarter, mirror)
+            timg, tpts = t.image(img), t.scan(pts)
+            for k, p in enumerate(tpts):
+                r, c = _pixel_of(p, t.cell(*cell), t.yaw(yaw), n)
+                if img[_pixel_of(pts[k], cell, yaw, n)][0] == 10 + k:  # mark not overwritten by a later point
+                    assert timg[r, c, 0] == 10 + k, (quarter, mirror, k)
+                    seen += 1
+    assert seen > 8 * 30
+
+
+def test_dihedral_samples_turn_imagery_and_target_together(small_town):
+    """With dihedral_prob 1 the sample's aerial patch is a turned copy of the plain one and the target moves
+    with it; the yaw hypotheses stay centred on the (turned) prior."""
+    from translocnet_ros.model.data import town_drives
+
+    drives = town_drives(small_town)
+    plain = TownFrames(
+        drives, CFG, replace(SampleConfig(), color_jitter=0.0, point_dropout=(0.0, 0.0)), seed=4
+    )
+    turned = TownFrames(
+        drives,
+        CFG,
+        replace(SampleConfig(), color_jitter=0.0, point_dropout=(0.0, 0.0), dihedral_prob=1.0),
+        seed=4,
+    )
+    found = set()
+    for index in range(12):
+        a, b = plain[index], turned[index]
+        matches = [
+            (q, m)
+            for q in range(4)
+            for m in (False, True)
+            if np.array_equal(
+                WorldTurn(q, m).image(a["aerial"].permute(1, 2, 0).numpy()), b["aerial"].permute(1, 2, 0)
+            )
+        ]
+        assert matches, index
+        q, m = matches[0]
+        found.add((q, m))
+        t = WorldTurn(q, m)
+        n_cells = int(round(SampleConfig().window_m / CFG.out_m_per_px))
+        di, dj = t.cell(a["target"][1].item() - n_cells, a["target"][2].item() - n_cells)
+        assert b["target"][1].item() == n_cells + di and b["target"][2].item() == n_cells + dj
+        kb = a["target"][0].item()
+        assert b["target"][0].item() == (SampleConfig().yaw_bins - 1 - kb if m else kb)
+        assert np.isclose(float(b["true_yaw"]), t.yaw(float(a["true_yaw"])), atol=1e-5)
+    assert len(found) >= 3  # several turns drawn

@@ -43,6 +43,9 @@ class SampleConfig:
     palette_prob: float = 0.0
     # another LiDAR's reflectance: none at all (constant) or rescaled with an offset (0 = off)
     intensity_drop_prob: float = 0.0
+    # the whole sample turned by a multiple of 90 deg about the prior and sometimes mirrored (0 = off): no
+    # heading of sun, relief lean or street grid is special (model/data.py: turn_world)
+    dihedral_prob: float = 0.0
     augment: bool = True
 
 
@@ -115,6 +118,13 @@ class TownFrames(Dataset):
                 img = repaint(img, rng)
             if s.blur_prob and rng.random() < s.blur_prob:
                 img = degrade(img, rng)
+        true_yaw = gt.yaw
+        if s.augment and s.dihedral_prob and rng.random() < s.dihedral_prob:
+            turn = WorldTurn(int(rng.integers(4)), bool(rng.random() < 0.5))
+            pts, img, (di, dj) = turn.scan(pts), turn.image(img), turn.cell(di, dj)
+            prior = Pose2D(prior.x, prior.y, turn.yaw(prior.yaw))
+            true_yaw = turn.yaw(true_yaw)
+            kb = s.yaw_bins - 1 - kb if turn.mirror else kb
         bev, observed = rasterize_bev(
             torch.from_numpy(pts), m.bev_px, m.m_per_px, m.ground_block_m, m.max_height_m
         )
@@ -125,9 +135,39 @@ class TownFrames(Dataset):
             "aerial": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
             "yaws": torch.from_numpy(yaws.astype(np.float32)),
             "target": torch.tensor([kb, n_cells + di, n_cells + dj]),
-            "true_yaw": torch.tensor(gt.yaw, dtype=torch.float32),
+            "true_yaw": torch.tensor(true_yaw, dtype=torch.float32),
             "prior": torch.tensor([prior.x, prior.y, prior.yaw], dtype=torch.float64),
         }
+
+
+@dataclass(frozen=True)
+class WorldTurn:
+    """The world of a sample mirrored across the east axis (optional) and then turned `quarter` x 90 deg
+    counter-clockwise about the patch centre: the same localization problem seen from another heading. The
+    scan stays in the vehicle frame (only mirrored), headings turn with the world."""
+
+    quarter: int
+    mirror: bool
+
+    def image(self, img: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.rot90(img[::-1] if self.mirror else img, self.quarter))
+
+    def scan(self, pts: np.ndarray) -> np.ndarray:
+        if not self.mirror:
+            return pts
+        out = pts.copy()
+        out[:, 1] = -out[:, 1]
+        return out
+
+    def cell(self, di: int, dj: int) -> tuple[int, int]:
+        """(row, column) offset of a cell from the centre, after the turn."""
+        di = -di if self.mirror else di
+        for _ in range(self.quarter % 4):
+            di, dj = -dj, di
+        return di, dj
+
+    def yaw(self, yaw: float) -> float:
+        return (-yaw if self.mirror else yaw) + self.quarter * np.pi / 2
 
 
 def augment_scan(pts: np.ndarray, rng: np.random.Generator, s: SampleConfig) -> np.ndarray:

@@ -98,6 +98,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(training only; model/style_mix.py)",
     )
     p.add_argument(
+        "--dihedral",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="with probability P turn a sample's world by a multiple of 90 deg about the prior and sometimes "
+        "mirror it (scan, imagery, headings and target together): no sun azimuth, relief lean or street "
+        "heading is special",
+    )
+    p.add_argument(
         "--window-m", type=float, default=SampleConfig.window_m, help="training search window (+-)"
     )
     p.add_argument(
@@ -250,7 +259,7 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     mcfg = ModelConfig(aerial_norm=args.aerial_norm)
-    scfg = replace(SampleConfig(), window_m=args.window_m)
+    scfg = replace(SampleConfig(), window_m=args.window_m, dihedral_prob=args.dihedral)
     if args.robust_aug or args.real_aug:
         scfg = replace(scfg, range_crop_prob=0.4, sector_dropout_prob=0.3, blur_prob=0.3)
     if args.real_aug:
