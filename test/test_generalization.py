@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from translocnet_ros.model.config import ModelConfig
-from translocnet_ros.model.data import SampleConfig, TownFrames, WorldTurn, augment_scan, repaint
+from translocnet_ros.model.data import SampleConfig, TownFrames, augment_scan, repaint
 from translocnet_ros.model.network import TransLocNet
+from translocnet_ros.model.views import WorldTurn
 
 CFG = ModelConfig(width=8, match_dim=8, attn_dim=16, attn_heads=2)
 

@@ -209,3 +209,30 @@ def test_scan_augmentations_crop_range_and_blind_a_sector():
     plain = augment_scan(pts.astype(np.float32), np.random.default_rng(2), base)
     assert len(plain) == len(pts)  # off by default: only intensity jitter
     assert not np.array_equal(plain[:, 3], pts[:, 3].astype(np.float32))
+
+
+def test_every_test_time_view_is_turned_back_onto_the_prior_grid(small_town):
+    """Each view (the world turned and mirrored about the prior) is scored in its own frame and turned back: the
+    trained model must find the truth through every one of them, and through their average. A view turned back
+    the wrong way would peak metres off (the prior is 6 m and 4 deg away)."""
+    from translocnet_ros.localization.translocnet import DEFAULT_MODEL
+    from translocnet_ros.model.views import VIEWS
+
+    loc = TransLocNetLocalizer(DEFAULT_MODEL, device="cpu", views=8)
+    assert len(loc.views) == 8 and len(set(loc.views)) == 8
+    drive = KittiDrive(small_town / "drive_00")
+    src = GeoTiffSource(small_town / "ortho.tif")
+    gt = drive.ground_truth(MapFrame.from_any(src.crs)).poses[4]
+    prior = gt.offset(5.0, -3.5, np.radians(4.0))
+    window = SearchWindow(12.0, np.radians(8))
+    scan = drive.scan_base(4)
+    for view in VIEWS[8]:
+        loc.views = (view,)
+        est = loc.localize(scan, src, prior, window)
+        assert np.hypot(est.pose.x - gt.x, est.pose.y - gt.y) < 1.5, view
+        assert abs(np.degrees(est.pose.yaw - gt.yaw)) < 2.0, view
+    loc.views = VIEWS[8]
+    est = loc.localize(scan, src, prior, window)
+    assert np.hypot(est.pose.x - gt.x, est.pose.y - gt.y) < 1.5
+    with pytest.raises(ValueError, match="views must be one of"):
+        TransLocNetLocalizer(DEFAULT_MODEL, device="cpu", views=3)

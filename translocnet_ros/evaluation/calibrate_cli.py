@@ -8,7 +8,8 @@ the median NEES is that of an honest 3-DoF estimate, and a weight on the search 
 Last, the val drives run through the temporal filter (`eval --protocol sequence`, what the node runs) at the
 fitted T, and a factor on the filter's posterior covariance makes the median NEES of the frames it would publish
 (confidence >= 0.2) honest (--no-sequence skips it). For translocnet, --write stores the values in the model's
-metadata (the localizer, hence the node, eval and the filter, applies them); for ncc it prints them. The
+metadata (the localizer, hence the node, eval and the filter, applies them), with the test-time views it was
+calibrated at (--views); for ncc it prints them. The
 consistency statistics before and after show what changed.
 """
 
@@ -45,6 +46,7 @@ from translocnet_ros.localization.decode import (
 from translocnet_ros.localization.filter import scale_axes
 from translocnet_ros.localization.methods import make_method
 from translocnet_ros.localization.types import LocalizationError
+from translocnet_ros.model.views import VIEWS
 from translocnet_ros.synth.cli import build
 from translocnet_ros.synth.splits import split_towns
 
@@ -72,6 +74,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--write", action="store_true", help="translocnet: store the calibration in the model's metadata"
     )
     p.add_argument("--no-sequence", action="store_true", help="do not fit the temporal filter's covariance")
+    p.add_argument(
+        "--views",
+        type=int,
+        choices=sorted(VIEWS),
+        default=None,
+        help="translocnet: test-time views whose volumes are averaged (1 plain, 2 half turn, 4 quarter turns, 8 "
+        "also mirrored; each costs one more pass); calibrated at this setting and, with --write, stored as "
+        "the model's (default: the model's own)",
+    )
     p.add_argument("--quiet", action="store_true")
 
 
@@ -163,6 +174,8 @@ def run(args) -> int:
     if args.split == "test":
         raise SystemExit("calibrating on the test split would leak it into the reported results")
     options = {"device": args.device, **({"model_path": args.model} if args.model else {})}
+    if args.views and args.method == "translocnet":
+        options["views"] = args.views
     method = make_method(args.method, **options)
     jobs = [(args.data / name, spec) for name, spec in split_towns(args.split)]
     towns = build(jobs, force=False)
@@ -220,6 +233,7 @@ def run(args) -> int:
             "before": before,
             "after": after,
         }
+        meta["inference"] = {**meta.get("inference", {}), "views": len(method.views)}
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         print(
             f"[calibrate] wrote temperature {t:.4g}, covariance scale {scale:.4g} and a wrong-match curve "

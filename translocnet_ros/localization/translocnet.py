@@ -22,6 +22,7 @@ from translocnet_ros.localization.types import (
 )
 from translocnet_ros.model.compat import FORMAT
 from translocnet_ros.model.config import ModelConfig
+from translocnet_ros.model.views import VIEWS, WorldTurn
 
 
 def default_model_path() -> Path:
@@ -90,6 +91,7 @@ class TransLocNetLocalizer:
         yaw_step_deg: float = 1.0,
         wide_yaw_step_deg: float = 2.5,
         yaw_chunk: int | None = None,
+        views: int | None = None,
     ):
         limit_blas_threads()
         self.torch_device = resolve_device(device)
@@ -111,6 +113,12 @@ class TransLocNetLocalizer:
         self.calibrated_volumes = True
         # `adapt --equalize`: the area's patches are histogram-equalized before the network
         self.equalize = bool(self.meta.get("adapted", {}).get("equalize", False))
+        # test-time views of the same problem (the world turned / mirrored about the prior), their volumes
+        # averaged: chosen and calibrated with the model (`translocnet calibrate --views`), 1 before that
+        n_views = views or int(self.meta.get("inference", {}).get("views", 1))
+        if n_views not in VIEWS:
+            raise ValueError(f"views must be one of {sorted(VIEWS)}, got {n_views}")
+        self.views = VIEWS[n_views]
         self.yaw_step = np.radians(yaw_step_deg)
         self.wide_yaw_step = np.radians(wide_yaw_step_deg)
         # yaw hypotheses scored per batch: all at once on a GPU (one launch sequence, memory is plentiful),
@@ -167,12 +175,21 @@ class TransLocNetLocalizer:
             raise LocalizationError(f"prior is outside the imagery ({patch.reason})")
         if self.equalize:
             patch = equalize(patch)
-        dev = self.torch_device
-        points = self._to_device(np.ascontiguousarray(scan, dtype=np.float32))
-        aerial = self._to_device(np.ascontiguousarray(patch.image.transpose(2, 0, 1)))
-        mb, ma, observed = self.module.encode(points, aerial)
         offsets = self.yaw_offsets(window)
-        yaws = torch.from_numpy((prior.yaw + offsets).astype(np.float32)).to(dev)
-        logits = self.module.score(mb, ma, observed, yaws, self.yaw_chunk)
-        volume = logits.cpu().numpy().astype(np.float64)  # the one host sync of a scan
+        scan = np.ascontiguousarray(scan, dtype=np.float32)
+        volumes = [self._view_volume(view, scan, patch.image, prior.yaw + offsets) for view in self.views]
+        volume = (volumes[0] if len(volumes) == 1 else torch.stack(volumes).mean(0)).cpu().numpy()
+        volume = volume.astype(np.float64)  # the one host sync of a scan
         return ScoreVolume(volume, prior, offsets, cfg.out_m_per_px, (volume.shape[-1] - 1) / 2)
+
+    def _view_volume(
+        self, view: WorldTurn, scan: np.ndarray, image: np.ndarray, yaws: np.ndarray
+    ) -> torch.Tensor:
+        """The volume of one view, scored in the turned world and turned back onto the prior's grid."""
+        points = self._to_device(view.scan(scan))
+        aerial = self._to_device(np.ascontiguousarray(view.image(image).transpose(2, 0, 1)))
+        mb, ma, observed = self.module.encode(points, aerial)
+        turned_yaws = torch.from_numpy(view.yaw(yaws).astype(np.float32)).to(self.torch_device)
+        logits = self.module.score(mb, ma, observed, turned_yaws, self.yaw_chunk)
+        logits = torch.rot90(logits, -view.quarter, dims=(1, 2))
+        return logits.flip(1) if view.mirror else logits

@@ -22,6 +22,7 @@ from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.rasterize import rasterize_bev
+from translocnet_ros.model.views import WorldTurn
 
 
 @dataclass(frozen=True)
@@ -138,36 +139,6 @@ class TownFrames(Dataset):
             "true_yaw": torch.tensor(true_yaw, dtype=torch.float32),
             "prior": torch.tensor([prior.x, prior.y, prior.yaw], dtype=torch.float64),
         }
-
-
-@dataclass(frozen=True)
-class WorldTurn:
-    """The world of a sample mirrored across the east axis (optional) and then turned `quarter` x 90 deg
-    counter-clockwise about the patch centre: the same localization problem seen from another heading. The
-    scan stays in the vehicle frame (only mirrored), headings turn with the world."""
-
-    quarter: int
-    mirror: bool
-
-    def image(self, img: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.rot90(img[::-1] if self.mirror else img, self.quarter))
-
-    def scan(self, pts: np.ndarray) -> np.ndarray:
-        if not self.mirror:
-            return pts
-        out = pts.copy()
-        out[:, 1] = -out[:, 1]
-        return out
-
-    def cell(self, di: int, dj: int) -> tuple[int, int]:
-        """(row, column) offset of a cell from the centre, after the turn."""
-        di = -di if self.mirror else di
-        for _ in range(self.quarter % 4):
-            di, dj = -dj, di
-        return di, dj
-
-    def yaw(self, yaw: float) -> float:
-        return (-yaw if self.mirror else yaw) + self.quarter * np.pi / 2
 
 
 def augment_scan(pts: np.ndarray, rng: np.random.Generator, s: SampleConfig) -> np.ndarray:

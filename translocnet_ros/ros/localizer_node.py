@@ -166,7 +166,11 @@ class LocalizerNode(Node):
                 if method == "ncc":
                     self.notes["degraded"] = f"degraded: no model at {model}, using the classic NCC baseline"
                     self.get_logger().warning(self.notes["degraded"])
-            options = {"device": p["device"], "model_path": model} if method == "translocnet" else {}
+            options = (
+                {"device": p["device"], "model_path": model, "views": p["views"] or None}
+                if method == "translocnet"
+                else {}
+            )
             self.localizer = SupportedLocalizer(make_method(method, **options))
         except Exception as exc:
             self.problem = f"set-up failed: {exc}"

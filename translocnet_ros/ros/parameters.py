@@ -40,6 +40,14 @@ PARAMETERS: dict[str, Param] = {
     ),
     "model_path": Param("", "TorchScript model; empty = models/translocnet.pt of this package"),
     "device": Param("auto", "inference device: auto (CUDA when present), cpu or cuda"),
+    "views": Param(
+        0,
+        "translocnet: test-time views averaged per scan (1, 2, 4 or 8; each costs one more network pass); "
+        "0 = the setting the model was calibrated at (its metadata)",
+        False,
+        0,
+        8,
+    ),
     "imagery": Param(
         "", "orthophoto: GeoTIFF/COG path, or XYZ tile URL template with {z}/{x}/{y} (tms:// for TMS)"
     ),
