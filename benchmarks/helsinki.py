@@ -58,12 +58,13 @@ def score_sites(
     model_of_site: Callable[[Path], Path],
     scored: list[Path],
     drive_of: Callable[[Path], Path] = lambda site: site / "drive",
+    views: int | None = None,
 ) -> SiteScore:
     """Each site's drive (its own real scans by default) localized with `model_of_site(site)` (the default
     model, or one adapted / fine-tuned for it)."""
     gts, results, per_site = [], [], []
     for site in scored:
-        method = make_method("translocnet", model_path=model_of_site(site))
+        method = make_method("translocnet", model_path=model_of_site(site), views=views)
         src = GeoTiffSource(site / "ortho.tif")
         gt, res = run_protocol(method, KittiDrive(drive_of(site)), src, src.crs, "known", progress=False)
         per_site.append(float(np.mean([np.hypot(r.est.x - g[0], r.est.y - g[1]) for r, g in zip(res, gt)])))

@@ -8,8 +8,9 @@ pass (issue 11: kept only if it helps on helsinki-dev without hurting the synthe
 
     python benchmarks/model_ablation.py "previous=runs/models/previous.pt" "new=models/translocnet.pt" ...
 
-Each argument is LABEL=MODEL.pt[=HOW], HOW a short note on how the model was made. Writes the `model-ablation`
-section of BENCHMARKS.md.
+Each argument is LABEL=MODEL.pt[@VIEWS][=HOW], HOW a short note on how the model was made, VIEWS the test-time
+views averaged per scan (model/views.py; default: the model's own). Writes the `model-ablation` section of
+BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from translocnet_ros.localization.methods import make_method  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402
 
 
-def synthetic(model: Path, data: Path, every: int) -> dict:
-    method = make_method("translocnet", model_path=model)
+def synthetic(model: Path, data: Path, every: int, views: int | None = None) -> dict:
+    method = make_method("translocnet", model_path=model, views=views)
     gts, results = [], []
     for name, _ in split_towns("test"):
         src = GeoTiffSource(data / name / "ortho.tif")
@@ -77,10 +78,11 @@ def main() -> int:
 
     for spec in args.models:
         label, model, *how = spec.split("=", 2)
-        model = Path(model)
-        real = score_sites(lambda _, m=model: m, sites()).score
-        cast = score_sites(lambda _, m=model: m, sites(), raycast).score
-        syn = synthetic(model, args.data, args.every)
+        model, _, views = model.partition("@")
+        model, views = Path(model), int(views) if views else None
+        real = score_sites(lambda _, m=model: m, sites(), views=views).score
+        cast = score_sites(lambda _, m=model: m, sites(), raycast, views=views).score
+        syn = synthetic(model, args.data, args.every, views)
         lines.append(f"| {label} | {how[0] if how else ''} | {cell(real)} | {cell(cast)} | {cell(syn)} |")
         print(lines[-1], flush=True)
     if not args.no_write:

@@ -9,6 +9,7 @@ Writes the `model-cost` section of BENCHMARKS.md.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import resource
 import sys
@@ -36,6 +37,10 @@ from translocnet_ros.model.network import TransLocNet  # noqa: E402
 from translocnet_ros.synth.cli import build  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402
 
+DEFAULT_VIEWS = (
+    json.loads(DEFAULT_MODEL.with_suffix(".json").read_text()).get("inference", {}).get("views", 1)
+)
+
 
 def untrained_model(folder: Path) -> Path:
     torch.manual_seed(0)
@@ -55,7 +60,14 @@ def untrained_model(folder: Path) -> Path:
 
 
 def time_method(
-    kind: str, model: str | None, drive_dir: Path, ortho: Path, every: int, protocols: list[str], queue
+    kind: str,
+    model: str | None,
+    views: int | None,
+    drive_dir: Path,
+    ortho: Path,
+    every: int,
+    protocols: list[str],
+    queue,
 ) -> None:
     """In a fresh process, so that its peak memory is this method's alone: per-frame latency per protocol."""
     from translocnet_ros.localization.translocnet import TransLocNetLocalizer
@@ -64,7 +76,7 @@ def time_method(
     src = GeoTiffSource(ortho)
     gt = drive.ground_truth(MapFrame.from_any(src.crs)).poses
     frames = list(range(0, len(gt), every))
-    method = NccLocalizer() if kind == "ncc" else TransLocNetLocalizer(model, device="cpu")
+    method = NccLocalizer() if kind == "ncc" else TransLocNetLocalizer(model, device="cpu", views=views)
     out = {}
     for protocol in protocols:
         priors = draw_priors(gt, protocol, 0)
@@ -90,16 +102,22 @@ def main() -> int:
     ctx = multiprocessing.get_context("spawn")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [
-            ("translocnet", "trained: models/translocnet.pt", str(DEFAULT_MODEL)),
-            ("translocnet", "untrained (same architecture)", str(untrained_model(Path(tmp)))),
-            ("ncc", "classic baseline", None),
+        runs = [  # test-time views: the model's calibrated setting, and 1 (one network pass per scan)
+            (
+                "translocnet",
+                f"trained: models/translocnet.pt, {DEFAULT_VIEWS} views",
+                str(DEFAULT_MODEL),
+                None,
+            ),
+            ("translocnet", "trained: models/translocnet.pt, 1 view", str(DEFAULT_MODEL), 1),
+            ("translocnet", "untrained (same architecture), 1 view", str(untrained_model(Path(tmp))), 1),
+            ("ncc", "classic baseline", None, None),
         ]
         for data_label, drive_dir, ortho, every in datasets:
-            for kind, label, model in runs:
+            for kind, label, model, views in runs:
                 queue = ctx.Queue()
                 proc = ctx.Process(
-                    target=time_method, args=(kind, model, drive_dir, ortho, every, protocols, queue)
+                    target=time_method, args=(kind, model, views, drive_dir, ortho, every, protocols, queue)
                 )
                 proc.start()
                 lat, peak_mb, n = queue.get()
@@ -113,7 +131,7 @@ def main() -> int:
                         flush=True,
                     )
     lines = [
-        "## Inference cost on CPU: TransLocNet (trained and untrained) beside NCC",
+        "## Inference cost on CPU: TransLocNet (trained and untrained, test-time views) beside NCC",
         "",
         "Command: `python benchmarks/model_latency.py`. Frames per row as given (the first, which opens the "
         f"GeoTIFF, left out; imagery read from the GeoTIFF included), torch threads: {torch.get_num_threads()}, each method in its own process; peak "
