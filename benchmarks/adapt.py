@@ -34,6 +34,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "adapt")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    args.model = args.model.resolve()
     rows = []
     for label, flags in VARIANTS.items():
 
