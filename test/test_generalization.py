@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from translocnet_ros.model.config import ModelConfig
-from translocnet_ros.model.data import SampleConfig, TownFrames, augment_scan, repaint
+from translocnet_ros.model.data import SampleConfig, TownFrames, augment_scan, repaint, town_drives
 from translocnet_ros.model.network import TransLocNet
 from translocnet_ros.model.views import WorldTurn
 
@@ -149,8 +149,6 @@ def test_world_turn_keeps_every_scan_point_on_the_same_ground():
 def test_dihedral_samples_turn_imagery_and_target_together(small_town):
     """With dihedral_prob 1 the sample's aerial patch is a turned copy of the plain one and the target moves
     with it; the yaw hypotheses stay centred on the (turned) prior."""
-    from translocnet_ros.model.data import town_drives
-
     drives = town_drives(small_town)
     plain = TownFrames(
         drives, CFG, replace(SampleConfig(), color_jitter=0.0, point_dropout=(0.0, 0.0)), seed=4

@@ -178,8 +178,7 @@ class TransLocNetLocalizer:
         offsets = self.yaw_offsets(window)
         scan = np.ascontiguousarray(scan, dtype=np.float32)
         volumes = [self._view_volume(view, scan, patch.image, prior.yaw + offsets) for view in self.views]
-        volume = (volumes[0] if len(volumes) == 1 else torch.stack(volumes).mean(0)).cpu().numpy()
-        volume = volume.astype(np.float64)  # the one host sync of a scan
+        volume = torch.stack(volumes).mean(0).cpu().numpy().astype(np.float64)  # the one host sync of a scan
         return ScoreVolume(volume, prior, offsets, cfg.out_m_per_px, (volume.shape[-1] - 1) / 2)
 
     def _view_volume(

@@ -6,7 +6,8 @@ re-estimates them on patches drawn over the orthophoto's valid area. With `--bat
 every BatchNorm layer's running statistics on (scan, patch) pairs (AdaBN); weights stay untouched. On
 helsinki-dev, with one test-time view, the input statistics alone helped a little (11.1 -> 10.1 m) and AdaBN
 hurt, hence the default; with the eight views the default model now runs, every variant hurts (9.0 -> 10.5 m
-at best, BENCHMARKS.md "adapt"), so it is kept as a tool, not a recommended step. It reads scans and imagery only: never OXTS, GNSS, TF poses or any other pose.
+at best, BENCHMARKS.md "adapt"), so it is kept as a tool, not a recommended step. It reads scans and
+imagery only: never OXTS, GNSS, TF poses or any other pose.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class SampleConfig:
     # another LiDAR's reflectance: none at all (constant) or rescaled with an offset (0 = off)
     intensity_drop_prob: float = 0.0
     # the whole sample turned by a multiple of 90 deg about the prior and sometimes mirrored (0 = off): no
-    # heading of sun, relief lean or street grid is special (model/data.py: turn_world)
+    # heading of sun, relief lean or street grid is special (model/views.py: WorldTurn)
     dihedral_prob: float = 0.0
     augment: bool = True
 
@@ -125,7 +125,7 @@ class TownFrames(Dataset):
             pts, img, (di, dj) = turn.scan(pts), turn.image(img), turn.cell(di, dj)
             prior = Pose2D(prior.x, prior.y, turn.yaw(prior.yaw))
             true_yaw = turn.yaw(true_yaw)
-            kb = s.yaw_bins - 1 - kb if turn.mirror else kb
+            kb = turn.yaw_bin(kb, s.yaw_bins)
         bev, observed = rasterize_bev(
             torch.from_numpy(pts), m.bev_px, m.m_per_px, m.ground_block_m, m.max_height_m
         )

@@ -39,6 +39,10 @@ class WorldTurn:
             di, dj = -dj, di
         return di, dj
 
+    def yaw_bin(self, k: int, bins: int) -> int:
+        """Index of a yaw hypothesis among `bins` symmetric about the prior's heading, after the turn."""
+        return bins - 1 - k if self.mirror else k
+
     def yaw(self, yaw: float) -> float:
         return (-yaw if self.mirror else yaw) + self.quarter * np.pi / 2
 
