@@ -11,11 +11,11 @@ import rasterio
 from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.synth.appearance import Relief, sample_look
-from translocnet_ros.synth.layout import Box2, Building, Layout, generate_layout, rect_corners
+from translocnet_ros.synth.layout import Box2, Building, Layout, _poly, generate_layout, rect_corners
 from translocnet_ros.synth.lidar import LidarModel, LidarSimulator, sample_sensor
 from translocnet_ros.synth.meshing import MeshBuilder, add_box, scene_mesh, terrain_mesh
 from translocnet_ros.synth.render import OrthoRenderer
-from translocnet_ros.synth.styles import CANOPY, GRASS, HEDGE, STYLES, WALL
+from translocnet_ros.synth.styles import ASPHALT, CANOPY, GRASS, HEDGE, PAVEMENT, STYLES, WALL
 from translocnet_ros.synth.town import TownSpec, generate_town
 
 
@@ -121,6 +121,63 @@ def bright_centroid(img) -> np.ndarray:
     """Centroid (town metres) of the bright roof pixels of a 0.5 m image of a 100 m town."""
     rows, cols = np.nonzero(img.mean(-1) > 150)
     return np.array([(cols.mean() + 0.5) * 0.5, 100.0 - (rows.mean() + 0.5) * 0.5])
+
+
+def weighted_centre(weight: np.ndarray, m_per_px: float, size_m: float) -> np.ndarray:
+    """Weighted centre (town metres) of a north-up raster whose pixel (r, c) covers [c, c + 1] x m_per_px east
+    and [size_m - (r + 1) m_per_px, size_m - r m_per_px] north (the GeoTIFF convention)."""
+    rows, cols = np.indices(weight.shape)
+    w = weight / weight.sum()
+    return np.array([((cols + 0.5) * w).sum() * m_per_px, size_m - ((rows + 0.5) * w).sum() * m_per_px])
+
+
+@pytest.mark.parametrize("gsd", [0.25, 0.4, 0.6])
+def test_ortho_content_sits_where_its_geotransform_says(gsd):
+    """Shapes drawn at (x, y) land, on average, on the pixels the GeoTIFF places at (x, y), at every render
+    resolution: no shift between the imagery and the world the LiDAR scans. Each shape snaps to whole pixels
+    (cv2), so single shapes are off by up to half a pixel either way; 25 at different sub-pixel offsets
+    average that out. The old drawing convention moved everything half a render pixel east and south."""
+    rng = np.random.default_rng(1)
+    centres = np.array([[13.0 + 18 * i, 13.0 + 18 * j] for i in range(5) for j in range(5)])
+    centres += rng.uniform(0, 1, centres.shape)
+    # black asphalt on white pavement (no lawn wear), flat colours and neutral grading
+    lay = Layout(
+        size_m=100.0, nodes=np.zeros((0, 2)), roads=[], ground=np.full((500, 500), PAVEMENT, np.uint8)
+    )
+    for c in centres:
+        _poly(lay.ground, rect_corners(*c, 0.0, 12.0, 8.0), ASPHALT)
+    look = sample_look(np.random.default_rng(0), "suburban", lay.size_m)
+    look.relief, look.gsd, look.wild, look.shadow_strength = Relief.constant((0.0, 0.0)), gsd, False, 0.0
+    look.colors.update(pavement=np.array([250.0, 250.0, 250.0]), asphalt=np.array([0.0, 0.0, 0.0]))
+    for name in look.texture:
+        look.texture[name] = (0.0, look.texture[name][1])
+    look.grading.update(hue=0.0, sat=1.0, contrast=1.0, gamma=1.0, gains=np.ones(3), haze=0.0, brightness=0.0)
+    look.grading.update(noise=0.0, sharpen=0.0)
+    renderer = OrthoRenderer(lay, STYLES["suburban"], look, np.random.default_rng(0))
+    assert renderer.n * renderer.res == pytest.approx(100.0)  # whole pixels span the town exactly
+
+    def mean_offset(image, m_per_px):
+        """Mean over the shapes of (their weighted centre - where they were drawn)."""
+        out = []
+        for c in centres:
+            w = np.zeros_like(image)
+            r0, c0 = int((100.0 - c[1] - 8) / m_per_px), int((c[0] - 10) / m_per_px)
+            r1, c1 = int((100.0 - c[1] + 8) / m_per_px), int((c[0] + 10) / m_per_px)
+            w[r0:r1, c0:c1] = image[r0:r1, c0:c1]
+            out.append(weighted_centre(w, m_per_px, 100.0) - c)
+        return np.mean(out, axis=0)
+
+    # objects the renderer draws, at its own resolution
+    canvas = np.zeros((renderer.n, renderer.n, 3), np.float32)
+    for c in centres:
+        renderer._fill(canvas, rect_corners(*c, 0.0, 12.0, 8.0), (1.0, 1.0, 1.0))
+    assert mean_offset(canvas[..., 0], renderer.res) == pytest.approx([0.0, 0.0], abs=0.05)
+    # the ground raster (0.2 m cells; the LiDAR simulator reads its materials there) and the whole 0.5 m photo
+    assert all(lay.material_at(*(c + np.array([5.7, 3.7]))) == ASPHALT for c in centres)
+    assert not any(lay.material_at(*(c + np.array([6.3, 0.0]))) == ASPHALT for c in centres)
+    img = renderer.render(0.5).astype(np.float32).mean(-1)
+    dark = np.clip((img.max() - img) / 250.0, 0.0, 1.0)
+    assert mean_offset(dark, 0.5) == pytest.approx([0.0, 0.0], abs=0.05)
 
 
 def test_relief_displacement_moves_the_roof_not_the_lidar_footprint():

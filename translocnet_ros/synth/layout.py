@@ -161,8 +161,9 @@ class Layout:
 
 
 def _px(layout_n: int, pts: np.ndarray) -> np.ndarray:
-    """Town metres -> ground-raster pixel coordinates (x right, y down) for cv2, fixed-point 4 bits."""
-    out = np.stack([pts[..., 0] / GROUND_RES, layout_n - pts[..., 1] / GROUND_RES], axis=-1)
+    """Town metres -> ground-raster pixel coordinates (x right, y down) for cv2, fixed-point 4 bits; cv2 puts
+    integer coordinates on cell centres, so cell (r, c) covers what `Layout.material_at` reads there."""
+    out = np.stack([pts[..., 0] / GROUND_RES - 0.5, layout_n - pts[..., 1] / GROUND_RES - 0.5], axis=-1)
     return np.round(out * 16).astype(np.int32)
 
 

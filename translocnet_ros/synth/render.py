@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from translocnet_ros.synth.appearance import Look, hsv, sample_look
-from translocnet_ros.synth.layout import Building, Layout, rect_corners
+from translocnet_ros.synth.layout import GROUND_RES, Building, Layout, rect_corners
 from translocnet_ros.synth.styles import ASPHALT, DIRT, GRASS, GRAVEL, MARKING, PAVEMENT, SIDEWALK, TownStyle
 
 GROUND_COLOR_NAME = {  # ground materials -> their entry in the town look's colours
@@ -52,8 +52,13 @@ _UNIT_CIRCLE = _circle()
 class OrthoRenderer:
     def __init__(self, layout: Layout, style: TownStyle, look: Look, rng: np.random.Generator):
         self.layout, self.style, self.look, self.rng = layout, style, look, rng
-        self.res = float(np.clip(look.gsd, 0.25, 0.6))  # finer sources are rendered at 0.25 m (cost)
-        self.n = int(round(layout.size_m / self.res))
+        # finer sources are rendered at 0.25 m (cost); a whole number of pixels spans the town exactly, and no
+        # pixel centre falls on a ground-raster cell edge (an even multiple of its cell would put them all there,
+        # and every material edge would then snap the same way)
+        self.n = int(round(layout.size_m / float(np.clip(look.gsd, 0.25, 0.6))))
+        cells = layout.size_m / self.n / GROUND_RES
+        self.n += int(abs(cells - round(cells)) < 1e-6 and round(cells) % 2 == 0)
+        self.res = layout.size_m / self.n
         self.sun_dir = look.sun_dir
         self.shadow_k = 1.0 / np.tan(look.sun_elev)
         n = self.n
@@ -66,8 +71,10 @@ class OrthoRenderer:
 
     # -- drawing helpers -------------------------------------------------------------------------------------
     def to_px(self, pts) -> np.ndarray:
+        """Town metres -> cv2 drawing coordinates, where integer coordinates are pixel centres: pixel (r, c)
+        covers [c, c + 1] x res east and [n - r - 1, n - r] x res north, as the GeoTIFF's geotransform says."""
         pts = np.asarray(pts, float)
-        return np.stack([pts[..., 0] / self.res, self.n - pts[..., 1] / self.res], -1)
+        return np.stack([pts[..., 0] / self.res - 0.5, self.n - pts[..., 1] / self.res - 0.5], -1)
 
     def px(self, pts) -> np.ndarray:
         return np.round(self.to_px(pts) * 16).astype(np.int32)
@@ -128,7 +135,8 @@ class OrthoRenderer:
     def ground(self) -> np.ndarray:
         """Ground materials with per-material colour and texture (look-up tables: whole-image operations)."""
         rng, look, n = self.rng, self.look, self.n
-        mat = cv2.resize(self.layout.ground, (n, n), interpolation=cv2.INTER_NEAREST)
+        centres = (np.arange(n) + 0.5) * self.res  # the material under each pixel's centre
+        mat = self.layout.material_at(centres[None, :], self.layout.size_m - centres[:, None])
         color = np.zeros((256, 3), np.float32)
         weights = np.zeros((256, 3), np.float32)  # amplitude x (fine, mid, coarse)
         for m, name in GROUND_COLOR_NAME.items():

@@ -52,7 +52,7 @@ START_TIME = 1_780_308_000.0  # 2026-06-01 10:00 UTC
 
 # Bump whenever the generator's output changes: `generate --split` (and training, calibration, benchmarks that
 # call it) rebuilds every town whose town.json records another version.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: imagery drawn on the GeoTIFF pixel grid (no half-pixel east/south shift)
 
 
 @dataclass(frozen=True)
