@@ -232,3 +232,30 @@ def test_eval_summary_reports_the_nees_of_published_frames():
     expected = np.median(nees_xy(gt[sel], est[sel], spread[sel]))
     assert summary["published"]["nees_xy_median"] == pytest.approx(expected)
     assert summary["calibration"]["nees_xy_median"] == pytest.approx(np.median(nees_xy(gt, est, spread)))
+
+
+def _peak(i: float, j: float, k: float = 10.0, width: float = 1.0) -> np.ndarray:
+    kk, ii, jj = np.meshgrid(np.arange(21), np.arange(41), np.arange(41), indexing="ij")
+    return -0.5 * (((ii - i) ** 2 + (jj - j) ** 2) / width**2 + (kk - k) ** 2 / 1.5**2)
+
+
+def test_views_that_disagree_lower_the_confidence_not_the_mode():
+    """Test-time views are averaged in logit space (a product: sharp, and the mode the node publishes), but
+    the confidence is the mass their mixture puts near that mode. Views that agree give the single view's
+    confidence; views whose peaks lie metres apart still average to one sharp peak, yet their confidence
+    drops, so such a frame is not published."""
+    one = _peak(20.0, 20.0)
+    alone = decode_parts(ScoreVolume(one, PRIOR, YAWS, 1.0, 20.0))
+    same = np.stack([one] * 8)
+    agree = decode_parts(ScoreVolume(same.mean(0), PRIOR, YAWS, 1.0, 20.0, view_logits=same))
+    assert agree.confidence == pytest.approx(alone.confidence, rel=1e-9)
+    # eight views scattered 3 m around the same centre, each confident about its own peak
+    angles = np.arange(8) * np.pi / 4
+    scattered = np.stack([_peak(20.0 + 3 * np.sin(a), 20.0 + 3 * np.cos(a), width=0.7) for a in angles])
+    product = ScoreVolume(scattered.mean(0), PRIOR, YAWS, 1.0, 20.0)
+    mixture = ScoreVolume(scattered.mean(0), PRIOR, YAWS, 1.0, 20.0, view_logits=scattered)
+    peaked, honest = decode_parts(product), decode_parts(mixture)
+    assert (
+        (honest.pose.x, honest.pose.y) == (peaked.pose.x, peaked.pose.y) == pytest.approx((PRIOR.x, PRIOR.y))
+    )
+    assert peaked.confidence > 0.5 > 0.05 > honest.confidence

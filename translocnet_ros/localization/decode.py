@@ -168,4 +168,20 @@ def decode_parts(volume: ScoreVolume, temperature: float = 1.0) -> DecodedVolume
     cov += np.diag([m_per_px**2 / 12, m_per_px**2 / 12, step_yaw**2 / 12])  # quantization floor
     near = (np.hypot(cells[0], cells[1]) <= NEAR_M) & (np.abs(cells[2]) <= NEAR_RAD)
     window = np.diag([np.mean(np.square(v)) for v in (dx, dy, dyaw)])
-    return DecodedVolume(pose, cov, float(p[near].sum()), window, p.max(axis=0).astype(np.float32))
+    return DecodedVolume(
+        pose, cov, near_mass(volume, p, near, temperature), window, p.max(axis=0).astype(np.float32)
+    )
+
+
+def near_mass(volume: ScoreVolume, p: np.ndarray, near: np.ndarray, temperature: float) -> float:
+    """The confidence: probability mass near the mode. With test-time views, the mass their mixture puts
+    there (the mean over views of each view's own mass, at the same temperature): the averaged logits are a
+    product of the views and stay peaked where the views disagree, which on unfamiliar imagery is exactly
+    when the mode is a wrong match; the mixture is not."""
+    if volume.view_logits is None:
+        return float(p[near].sum())
+    masses = []
+    for logits in volume.view_logits:
+        q = np.exp((logits - logits.max()) / temperature)
+        masses.append(q[near].sum() / q.sum())
+    return float(np.mean(masses))

@@ -177,9 +177,19 @@ class TransLocNetLocalizer:
             patch = equalize(patch)
         offsets = self.yaw_offsets(window)
         scan = np.ascontiguousarray(scan, dtype=np.float32)
-        volumes = [self._view_volume(view, scan, patch.image, prior.yaw + offsets) for view in self.views]
-        volume = torch.stack(volumes).mean(0).cpu().numpy().astype(np.float64)  # the one host sync of a scan
-        return ScoreVolume(volume, prior, offsets, cfg.out_m_per_px, (volume.shape[-1] - 1) / 2)
+        views = torch.stack(
+            [self._view_volume(v, scan, patch.image, prior.yaw + offsets) for v in self.views]
+        )
+        per_view = views.cpu().numpy()  # the one host sync of a scan
+        volume = per_view.mean(0).astype(np.float64)
+        return ScoreVolume(
+            volume,
+            prior,
+            offsets,
+            cfg.out_m_per_px,
+            (volume.shape[-1] - 1) / 2,
+            view_logits=per_view if len(per_view) > 1 else None,
+        )
 
     def _view_volume(
         self, view: WorldTurn, scan: np.ndarray, image: np.ndarray, yaws: np.ndarray
