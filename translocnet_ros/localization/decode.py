@@ -156,8 +156,7 @@ def decode_parts(volume: ScoreVolume, temperature: float = 1.0) -> DecodedVolume
     y = prior.y - (i + di - centre_px) * m_per_px
     pose = Pose2D(float(x), float(y), float(wrap_angle(prior.yaw + yaw)))
 
-    p = np.exp(logits - logits.max())
-    p /= p.sum()
+    p = _softmax(logits)
     xs, ys = volume.cell_centres()
     dx = (xs - pose.x)[None, None, :]
     dy = (ys - pose.y)[None, :, None]
@@ -180,8 +179,9 @@ def near_mass(volume: ScoreVolume, p: np.ndarray, near: np.ndarray, temperature:
     when the mode is a wrong match; the mixture is not."""
     if volume.view_logits is None:
         return float(p[near].sum())
-    masses = []
-    for logits in volume.view_logits:
-        q = np.exp((logits - logits.max()) / temperature)
-        masses.append(q[near].sum() / q.sum())
-    return float(np.mean(masses))
+    return float(np.mean([_softmax(v / temperature)[near].sum() for v in volume.view_logits]))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    q = np.exp(z - z.max())
+    return q / q.sum()
