@@ -8,9 +8,9 @@ the median NEES is that of an honest 3-DoF estimate, and a weight on the search 
 Last, the val drives run through the temporal filter (`eval --protocol sequence`, what the node runs) at the
 fitted T, and a factor on the filter's posterior covariance makes the median NEES of the frames it would publish
 (confidence >= 0.2) honest (--no-sequence skips it). For translocnet, --write stores the values in the model's
-metadata (the localizer, hence the node, eval and the filter, applies them), with the test-time views it was
-calibrated at (--views); for ncc it prints them. The
-consistency statistics before and after show what changed.
+metadata (the localizer, hence the node, eval and the filter, applies them), with the test-time views and the
+NCC evidence weight it was calibrated at (--views, --ncc-weight); for ncc it prints them. The consistency
+statistics before and after show what changed.
 """
 
 from __future__ import annotations
@@ -82,6 +82,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="translocnet: test-time views whose volumes are averaged (1 plain, 2 half turn, 4 quarter turns, 8 "
         "also mirrored; each costs one more pass); calibrated at this setting and, with --write, stored as "
         "the model's (default: the model's own)",
+    )
+    p.add_argument(
+        "--ncc-weight",
+        type=float,
+        default=None,
+        help="translocnet: weight of the classic NCC matcher's log-likelihood added to the model's logits (0 "
+        "none; costs one NCC search per scan); calibrated at this setting and, with --write, stored as the "
+        "model's (default: the model's own)",
     )
     p.add_argument("--quiet", action="store_true")
 
@@ -176,6 +184,8 @@ def run(args) -> int:
     options = {"device": args.device, **({"model_path": args.model} if args.model else {})}
     if args.views and args.method == "translocnet":
         options["views"] = args.views
+    if args.ncc_weight is not None and args.method == "translocnet":
+        options["ncc_weight"] = args.ncc_weight
     method = make_method(args.method, **options)
     jobs = [(args.data / name, spec) for name, spec in split_towns(args.split)]
     towns = build(jobs, force=False)
@@ -233,7 +243,11 @@ def run(args) -> int:
             "before": before,
             "after": after,
         }
-        meta["inference"] = {**meta.get("inference", {}), "views": len(method.views)}
+        meta["inference"] = {
+            **meta.get("inference", {}),
+            "views": len(method.views),
+            "ncc_weight": method.ncc.weight if method.ncc else 0.0,
+        }
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         print(
             f"[calibrate] wrote temperature {t:.4g}, covariance scale {scale:.4g} and a wrong-match curve "

@@ -106,8 +106,15 @@ class NccLocalizer:
         )
 
     def score_volume(
-        self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
+        self,
+        scan: np.ndarray,
+        imagery: ImagerySource,
+        prior: Pose2D,
+        window: SearchWindow,
+        yaw_offsets: np.ndarray | None = None,
     ) -> ScoreVolume:
+        """Scores over the window; at exactly `yaw_offsets` when given (another method's yaw grid, for fusing
+        with it), else at the known-yaw steps or, for a wide window, coarse steps refined around the best."""
         cfg = self.cfg
         if len(scan) < cfg.min_points:
             raise LocalizationError(f"scan has {len(scan)} points, need at least {cfg.min_points}")
@@ -118,7 +125,9 @@ class NccLocalizer:
             raise LocalizationError(f"prior is outside the imagery ({patch.reason})")
         gray = cv2.cvtColor(patch.image, cv2.COLOR_RGB2GRAY)
         aerial = _edges(gray, cfg.edge_sigma_px) * patch.valid
-        if window.yaw_range_rad >= np.pi - 1e-6:
+        if yaw_offsets is not None:
+            offsets = np.asarray(yaw_offsets, dtype=float)
+        elif window.yaw_range_rad >= np.pi - 1e-6:
             coarse = np.radians(np.arange(-180.0, 180.0, cfg.coarse_yaw_step_deg))
             s = self._scores(aerial, tmpl, mask, prior.yaw + coarse).reshape(len(coarse), -1).max(1)
             best = coarse[np.argsort(s)[-3:]]

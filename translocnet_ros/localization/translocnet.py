@@ -12,6 +12,7 @@ import torch
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.imagery.patch import equalize
 from translocnet_ros.localization.decode import WrongMatchCurve, decode_volume
+from translocnet_ros.localization.ncc_evidence import NccEvidence
 from translocnet_ros.localization.threads import limit_blas_threads
 from translocnet_ros.localization.types import (
     Estimate,
@@ -92,6 +93,7 @@ class TransLocNetLocalizer:
         wide_yaw_step_deg: float = 2.5,
         yaw_chunk: int | None = None,
         views: int | None = None,
+        ncc_weight: float | None = None,
     ):
         limit_blas_threads()
         self.torch_device = resolve_device(device)
@@ -119,6 +121,12 @@ class TransLocNetLocalizer:
         if n_views not in VIEWS:
             raise ValueError(f"views must be one of {sorted(VIEWS)}, got {n_views}")
         self.views = VIEWS[n_views]
+        # the classic edge matcher's log-likelihood added to the logits with this weight (ncc_evidence.py):
+        # chosen and calibrated with the model (`translocnet calibrate --ncc-weight`), none before that
+        weight = self.meta.get("inference", {}).get("ncc_weight", 0.0) if ncc_weight is None else ncc_weight
+        if weight < 0:
+            raise ValueError(f"ncc_weight must be >= 0, got {weight}")
+        self.ncc = NccEvidence(weight) if weight > 0 else None
         self.yaw_step = np.radians(yaw_step_deg)
         self.wide_yaw_step = np.radians(wide_yaw_step_deg)
         # yaw hypotheses scored per batch: all at once on a GPU (one launch sequence, memory is plentiful),
@@ -182,6 +190,12 @@ class TransLocNetLocalizer:
         )
         per_view = views.cpu().numpy()  # the one host sync of a scan
         volume = per_view.mean(0).astype(np.float64)
+        if self.ncc is not None:
+            # NCC's evidence moves the pose; the confidence stays the mass the model's own views put near it
+            # (view_logits without the term: one shared reading added to every view would make them agree)
+            term = self.ncc.logits(scan, imagery, prior, window, offsets, volume.shape, cfg.out_m_per_px)
+            if term is not None:
+                volume += term
         return ScoreVolume(
             volume,
             prior,

@@ -45,8 +45,9 @@ class ScoreVolume:
     yaw_offsets: np.ndarray  # (K,) radians, increasing
     m_per_px: float
     centre_px: float
-    # the volumes of the single test-time views when `logits` is their average (V, K, H, W): where they
-    # disagree the average can still be peaked, so the confidence is taken from them (decode.near_mass)
+    # the volumes of the single test-time views when `logits` is their average (V, K, H, W; before any NCC
+    # evidence is added to it): where they disagree the average can still be peaked, so the confidence is taken
+    # from them (decode.near_mass)
     view_logits: np.ndarray | None = field(default=None, repr=False)
 
     def cell_centres(self) -> tuple[np.ndarray, np.ndarray]:

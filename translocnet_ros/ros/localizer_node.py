@@ -167,7 +167,12 @@ class LocalizerNode(Node):
                     self.notes["degraded"] = f"degraded: no model at {model}, using the classic NCC baseline"
                     self.get_logger().warning(self.notes["degraded"])
             options = (
-                {"device": p["device"], "model_path": model, "views": p["views"] or None}
+                {
+                    "device": p["device"],
+                    "model_path": model,
+                    "views": p["views"] or None,
+                    "ncc_weight": None if p["ncc_weight"] < 0 else p["ncc_weight"],
+                }
                 if method == "translocnet"
                 else {}
             )

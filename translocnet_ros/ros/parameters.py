@@ -48,6 +48,14 @@ PARAMETERS: dict[str, Param] = {
         0,
         8,
     ),
+    "ncc_weight": Param(
+        -1.0,
+        "translocnet: weight of the classic NCC matcher's log-likelihood added to the model's logits (0 = none, "
+        "one NCC search less per scan); -1 = the setting the model was calibrated at (its metadata)",
+        False,
+        -1.0,
+        100.0,
+    ),
     "imagery": Param(
         "", "orthophoto: GeoTIFF/COG path, or XYZ tile URL template with {z}/{x}/{y} (tms:// for TMS)"
     ),
