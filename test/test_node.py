@@ -34,7 +34,7 @@ def live(small_town):
         str(small_town / "ortho.tif"),
         "translocnet",  # the product's method, with the committed model
         params={"confidence_publish": 0.0, "odom_frame": "odom", "points_reliable": True},
-        replay_args=["--odom", "--no-gnss", "--rate", "0.2"],
+        replay_args=["--odom", "--no-gnss", "--rate", "0.05"],  # 2 s per scan: 8 views + NCC on 2 cores
         timeout_s=180,
         initial_pose=draw_priors(gt, "known", SEED)[0],
     )
