@@ -40,8 +40,6 @@ class NccEvidence:
     """weight x NCC's log-likelihood (softmax at its own calibrated temperature), in the model's logit units."""
 
     def __init__(self, weight: float, config: NccConfig | None = None):
-        if not weight > 0:
-            raise ValueError(f"NCC evidence weight must be > 0, got {weight}")
         self.weight = float(weight)
         self.ncc = NccLocalizer(config)
 
