@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -367,6 +368,25 @@ def test_split_build_rebuilds_towns_of_another_generator_version(tmp_path, capsy
     assert json.loads((town / "town.json").read_text())["generator"] == spec.generator
 
 
+def test_towns_from_before_the_shadow_options_stay_up_to_date(tmp_path, capsys):
+    """A town.json written before TownSpec had `shadows` / `sun_turn_deg` was made the default way: not rebuilt
+    for the default spec, rebuilt when the spec asks for another setting."""
+    from translocnet_ros.synth.cli import build
+
+    spec = TownSpec(seed=11, style="suburban", size_m=250.0, n_frames=2, n_moving_cars=0)
+    town = tmp_path / "t"
+    build([(town, spec)], force=False)
+    meta = json.loads((town / "town.json").read_text())
+    old = {k: v for k, v in meta.items() if k not in ("shadows", "sun_turn_deg")}
+    (town / "town.json").write_text(json.dumps(old))
+    capsys.readouterr()
+    build([(town, spec)], force=False)
+    assert "up to date" in capsys.readouterr().out
+    build([(town, replace(spec, shadows=False))], force=False)
+    assert "up to date" not in capsys.readouterr().out
+    assert json.loads((town / "town.json").read_text())["shadows"] is False
+
+
 def test_a_tall_building_shades_a_lower_roof_on_its_shadow_side():
     lay = Layout(size_m=100.0, nodes=np.zeros((0, 2)), roads=[], ground=np.full((500, 500), GRASS, np.uint8))
     lay.buildings.append(
@@ -400,3 +420,33 @@ def test_knobs_for_true_orthos_and_the_plain_sensor():
     for a, b in zip(tame, full):  # the same draws, scaled
         assert a.relief.max_lean() == pytest.approx(b.relief.max_lean() * 0.1 / 0.35)
         assert np.array_equal(a.colors["grass"], b.colors["grass"])
+
+
+def test_shadow_knobs_change_only_the_imagery_shadows(tmp_path):
+    """--no-shadows and --sun-turn-deg (the shadow-bias ablation) keep every other random draw: same scans,
+    same town; only the orthophoto's shadows differ."""
+    spec = TownSpec(seed=11, style="downtown", size_m=250.0, n_frames=2, n_moving_cars=0)
+    towns = {
+        name: generate_town(TownSpec(**{**spec.__dict__, **kw}), tmp_path / name, progress=False)
+        for name, kw in [
+            ("as_drawn", {}),
+            ("no_shadows", {"shadows": False}),
+            ("turned", {"sun_turn_deg": 180.0}),
+        ]
+    }
+    meta = {k: json.loads((t / "town.json").read_text())["imagery"] for k, t in towns.items()}
+    assert meta["no_shadows"]["shadow_strength"] == 0.0 < meta["as_drawn"]["shadow_strength"]
+    turn = (meta["turned"]["sun_azimuth_deg"] - meta["as_drawn"]["sun_azimuth_deg"]) % 360
+    assert turn == pytest.approx(180.0, abs=0.2)
+    for t in towns.values():
+        assert digest(t / "drive_00") == digest(towns["as_drawn"] / "drive_00")
+    ortho = {}
+    for k, t in towns.items():
+        with rasterio.open(t / "ortho.tif") as ds:
+            ortho[k] = ds.read().astype(float).mean(0)
+    assert ortho["no_shadows"].mean() > ortho["as_drawn"].mean() + 1.0  # shadows darken the image
+    # turning the sun moves the shadows: the images differ about as much as with and without shadows
+    assert (
+        np.abs(ortho["turned"] - ortho["as_drawn"]).mean()
+        > 0.5 * np.abs(ortho["no_shadows"] - ortho["as_drawn"]).mean()
+    )

@@ -118,6 +118,7 @@ class Look:
             wild_colors=self.wild,
             sun_azimuth_deg=round(float(np.degrees(self.sun_az)) % 360, 1),
             sun_elevation_deg=round(float(np.degrees(self.sun_elev)), 1),
+            shadow_strength=round(self.shadow_strength, 2),
             relief_tile_m=round(self.relief.tile_m, 1) if self.relief.tile_m < 1e8 else None,
             relief_max_lean=round(self.relief.max_lean(), 3),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from tqdm import tqdm
 from translocnet_ros.dataset.kitti import DriveWriter, write_calib
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import rigid_inverse, world_from_base
+from translocnet_ros.synth.appearance import sample_look
 from translocnet_ros.synth.drive import companion_vehicle, make_trajectory, moving_cars
 from translocnet_ros.synth.layout import generate_layout
 from translocnet_ros.synth.lidar import LidarModel, LidarSimulator, sample_sensor
@@ -67,6 +68,8 @@ class TownSpec:
     wild_appearance: float = 0.0  # probability of colours from anywhere instead of plausible ranges
     max_lean: float = 0.35  # largest tan(off-nadir) of the imagery's relief displacement (0: true ortho)
     sensor_variety: bool = True  # False: every drive uses the plain HDL-64E model (smoke tests, ablations)
+    shadows: bool = True  # False: no cast shadows in the imagery (ablations: what the model reads in them)
+    sun_turn_deg: float = 0.0  # the drawn sun azimuth turned by this, its shadows with it (ablations)
     generator: int = GENERATOR_VERSION
 
 
@@ -137,9 +140,13 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
             if beside is not None:
                 cars.append(beside)
         drives.append((traj, traffic))
-    ortho, look = render_orthophoto(
-        layout, style, spec.m_per_px, rng, spec.wild_appearance, lean_limit=spec.max_lean
+    look = sample_look(rng, style.name, spec.size_m, spec.wild_appearance, spec.max_lean)
+    look = replace(  # the ablations change the look after its draws, so every other draw is shared
+        look,
+        sun_az=look.sun_az + np.radians(spec.sun_turn_deg),
+        shadow_strength=look.shadow_strength if spec.shadows else 0.0,
     )
+    ortho, look = render_orthophoto(layout, style, spec.m_per_px, rng, look=look)
     reg_err = rng.normal(0, 0.2, 2)  # small georegistration error of the imagery
     transform = Affine(spec.m_per_px, 0, e0 + reg_err[0], 0, -spec.m_per_px, n0 + spec.size_m + reg_err[1])
     write_geotiff(out_dir / "ortho.tif", ortho, transform, frame.crs)

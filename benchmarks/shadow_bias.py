@@ -1,0 +1,124 @@
+"""How much the cast shadows of the orthophoto pull each method's estimate: the synthetic test towns rendered
+three ways from the same draws (as generated, without cast shadows, and with the sun turned by 180 deg), the
+same drives and priors scored with protocol known. A method that reads shadows as structure is pulled away
+from the sun; the pull flips with the sun and vanishes without shadows. Real orthophotos have long, dark
+shadows, so a pull here is an error source there too (docs/real_gap.md).
+
+    python benchmarks/shadow_bias.py [--methods ncc translocnet] [--towns 8] [--every 4]
+
+Bias per town: the mean error vector of its frames within 2 m, minus the town's georegistration offset,
+split into the component towards the sun (negative: pulled away from it) and across it.
+Writes runs/shadow_bias/... and the `shadow-bias` section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import machine, write_section  # noqa: E402
+from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
+from translocnet_ros.evaluation.protocol import run_protocol  # noqa: E402
+from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
+from translocnet_ros.localization.methods import make_method  # noqa: E402
+from translocnet_ros.synth.cli import build  # noqa: E402
+from translocnet_ros.synth.splits import split_towns  # noqa: E402
+
+VARIANTS = {  # label -> TownSpec changes
+    "as generated": {},
+    "no cast shadows": {"shadows": False},
+    "sun turned 180 deg": {"sun_turn_deg": 180.0},
+}
+NEAR_M = 2.0  # frames farther off are wrong matches, not a bias
+
+
+def town_bias(town: Path, method, every: int) -> dict:
+    """Mean error, and the bias towards / across the sun of the frames within NEAR_M, for one town."""
+    meta = json.loads((town / "town.json").read_text())
+    src = GeoTiffSource(town / "ortho.tif")
+    gt, res = run_protocol(
+        method, KittiDrive(town / "drive_00"), src, src.crs, "known", every=every, progress=False
+    )
+    err = np.array([[r.est.x, r.est.y] for r in res]) - gt[:, :2]
+    dist = np.hypot(err[:, 0], err[:, 1])
+    near = dist < NEAR_M
+    bias = err[near].mean(0) - np.array(meta["registration_error_m"]) if near.any() else np.full(2, np.nan)
+    az = np.radians(meta["imagery"]["sun_azimuth_deg"])
+    sun = np.array([np.cos(az), np.sin(az)])
+    return dict(
+        errors=dist.tolist(),
+        towards_sun=float(bias @ sun),
+        across_sun=float(bias @ [-sun[1], sun[0]]),
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--methods", nargs="+", default=["ncc", "translocnet"], help="as in accuracy.py (name[@model])"
+    )
+    ap.add_argument("--towns", type=int, default=8, help="first N test towns")
+    ap.add_argument("--every", type=int, default=4, help="frame stride")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "shadow_bias")
+    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    args = ap.parse_args()
+
+    towns = split_towns("test", args.towns)
+    jobs = {
+        v: [(args.out / "towns" / f"{n}_{i}", replace(s, **kw)) for n, s in towns]
+        for i, (v, kw) in enumerate(VARIANTS.items())
+    }
+    build([j for js in jobs.values() for j in js], force=False)
+    rows, results = [], {}
+    for spec in args.methods:
+        name, _, model = spec.partition("@")
+        method = make_method(name, **({"model_path": Path(model)} if model else {}))
+        label = f"{name} ({Path(model).stem})" if model else name
+        for variant, js in jobs.items():
+            per_town = [town_bias(path, method, args.every) for path, _ in js]
+            results[f"{label} / {variant}"] = per_town
+            errors = np.concatenate([t["errors"] for t in per_town])
+            towards = np.array([t["towards_sun"] for t in per_town])
+            across = np.array([t["across_sun"] for t in per_town])
+            rows.append(
+                f"| {label} | {variant} | {len(errors)} | {errors.mean():.2f} | {np.median(errors):.2f} | "
+                f"{np.nanmean(towards):+.2f} | {np.nanmean(across):+.2f} | {(towards < 0).sum()} of {len(towards)} | "
+                + " ".join(f"{t:+.2f}" for t in towards)
+                + " |"
+            )
+            print(rows[-1], flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    lines = [
+        "## Shadow bias: the synthetic test towns with and without cast shadows (protocol known)",
+        "",
+        f"Command: `python benchmarks/shadow_bias.py --methods {' '.join(args.methods)} --towns {args.towns} "
+        f"--every {args.every}`. The first {args.towns} test towns, every {args.every}th frame, each town "
+        "rendered from the same draws as generated, without cast shadows (`generate --no-shadows`) and with the "
+        "sun turned by 180 deg (`--sun-turn-deg 180`); scans, drives and priors identical. Bias: the mean error "
+        f"of a town's frames within {NEAR_M:g} m minus its georegistration offset, towards the sun (negative: "
+        f"pulled away from the sun, into the shadows) and across it. Machine: {machine()}. "
+        f"Date: {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| method | imagery | n | pos. mean [m] | pos. median [m] | bias towards sun [m] | bias across sun [m] | "
+        "towns pulled away from the sun | per town, towards sun [m] |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+    if not args.no_write:
+        write_section("shadow-bias", "\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
