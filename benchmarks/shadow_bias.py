@@ -61,6 +61,34 @@ def town_bias(town: Path, method, every: int) -> dict:
     )
 
 
+def plot(results: dict, path: Path) -> None:
+    """Each town's bias in the sun's frame (x: towards the sun), one panel per method, one colour per imagery."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(k.split(" / ")[0] for k in results))
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 4.2), squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        for variant, colour in zip(VARIANTS, ("tab:red", "tab:green", "tab:blue")):
+            towns = results.get(f"{m} / {variant}", [])
+            ax.scatter(
+                [t["towards_sun"] for t in towns], [t["across_sun"] for t in towns], c=colour, label=variant
+            )
+        ax.axhline(0, c="grey", lw=0.5)
+        ax.axvline(0, c="grey", lw=0.5)
+        ax.annotate("", (0.9, -1.1), (0.3, -1.1), arrowprops=dict(arrowstyle="->"))
+        ax.text(0.3, -1.0, "towards the sun", fontsize=8)
+        ax.set(xlim=(-1.4, 1.4), ylim=(-1.4, 1.4), aspect="equal", title=m, xlabel="bias towards the sun [m]")
+        ax.set_ylabel("bias across the sun [m]")
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle("Per-town bias of the estimate (synthetic test towns, protocol known)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -68,14 +96,22 @@ def main() -> int:
     )
     ap.add_argument("--towns", type=int, default=8, help="first N test towns")
     ap.add_argument("--every", type=int, default=4, help="frame stride")
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        help="imagery variants to score",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "shadow_bias")
-    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md or docs/")
     args = ap.parse_args()
 
     towns = split_towns("test", args.towns)
     jobs = {
         v: [(args.out / "towns" / f"{n}_{i}", replace(s, **kw)) for n, s in towns]
         for i, (v, kw) in enumerate(VARIANTS.items())
+        if v in args.variants
     }
     build([j for js in jobs.values() for j in js], force=False)
     rows, results = [], {}
@@ -113,9 +149,12 @@ def main() -> int:
         "towns pulled away from the sun | per town, towards sun [m] |",
         "|---|---|---|---|---|---|---|---|---|",
         *rows,
+        "",
+        "Figure: `docs/shadow_bias.png` (each town's bias in the sun's frame).",
     ]
     if not args.no_write:
         write_section("shadow-bias", "\n".join(lines))
+        plot(results, ROOT / "docs" / "shadow_bias.png")
     print("\n".join(lines))
     return 0
 

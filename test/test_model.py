@@ -1,6 +1,7 @@
 """TransLocNet pieces: rasterization, rotation and correlation conventions, losses, TorchScript parity, export."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from translocnet_ros.localization.types import LocalizationError, ScoreVolume, S
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.data import SampleConfig, TownFrames, town_drives
 from translocnet_ros.model.export import export
-from translocnet_ros.model.losses import info_nce, volume_nll
+from translocnet_ros.model.losses import info_nce, subcell_loss, volume_nll
 from translocnet_ros.model.network import TransLocNet, correlate, rotate
 from translocnet_ros.model.rasterize import rasterize_bev
 
@@ -92,6 +93,50 @@ def test_losses_are_finite_and_ordered():
     aligned = info_nce(mb, ma_match, obs, torch.tensor(0.0), 7, 7, generator=torch.Generator().manual_seed(0))
     random = info_nce(mb, ma, obs, torch.tensor(0.0), 7, 7, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(aligned) and aligned < random
+
+
+def test_subcell_loss_sees_a_pull_inside_the_true_cell():
+    """A volume peaked 0.3 cells below and 0.2 cells left of the true cell's centre: the NLL's argmax is right
+    either way; the sub-cell loss is ~0 only when the truth is where the peak is, and its gradient moves the
+    peak towards the truth."""
+    rows, cols = torch.meshgrid(torch.arange(7.0), torch.arange(7.0), indexing="ij")
+    peak = (3.3, 2.8)
+    logits = (-((rows - peak[0]) ** 2) - (cols - peak[1]) ** 2).expand(3, 7, 7).clone()
+    at_peak = subcell_loss(logits, 1, 3, 3, torch.tensor([0.3, -0.2]))
+    at_centre = subcell_loss(logits, 1, 3, 3, torch.tensor([0.0, 0.0]))
+    assert float(at_peak) < 1e-6 < 0.01 < float(at_centre)
+    x = logits.clone().requires_grad_(True)
+    subcell_loss(x, 1, 3, 3, torch.tensor([0.0, 0.0])).backward()
+    moved = subcell_loss(x.detach() - 0.5 * x.grad, 1, 3, 3, torch.tensor([0.0, 0.0]))
+    assert float(moved) < float(at_centre)
+    # on the border or on a flat volume: no signal, no gradient
+    assert float(subcell_loss(logits, 1, 0, 3, torch.tensor([0.3, 0.0]))) == 0.0
+    flat = torch.zeros(3, 7, 7, requires_grad=True)
+    subcell_loss(flat, 1, 3, 3, torch.tensor([0.3, 0.3])).backward()
+    assert float(flat.grad.abs().sum()) == 0.0
+
+
+def test_subcell_targets_follow_the_imagery_shift_and_the_world_turns(small_town):
+    """frac is the imagery's shift in cells (rows down, cols right), within half a cell when the shift is half a
+    cell wide, zero without augmentation, and turned with the sample like the integer target."""
+    mcfg = ModelConfig()
+    res = mcfg.out_m_per_px
+    plain = TownFrames(town_drives(small_town), mcfg, SampleConfig(window_m=6.0, augment=False), seed=3)
+    assert all(float(plain[i]["frac"].abs().max()) == 0.0 for i in range(3))
+    wide = SampleConfig(window_m=6.0, misregistration_m=0.5 * res)
+    frames = TownFrames(town_drives(small_town), mcfg, wide, seed=3)
+    fr = np.array([frames[i]["frac"].numpy() for i in range(len(frames))])
+    assert np.abs(fr).max() <= 0.5 + 1e-6 and np.abs(fr).max() > 0.2
+    turned = TownFrames(town_drives(small_town), mcfg, replace(wide, dihedral_prob=1.0), seed=3)
+    centre = int(round(6.0 / res))
+
+    def truth(sample):  # the truth's position in the volume, in cells from its centre, sub-cell part included
+        return sample["target"][1:].numpy() - centre + sample["frac"].numpy()
+
+    for i in range(
+        len(frames)
+    ):  # same draws up to the turn: a turn keeps the truth's distance from the prior
+        assert np.linalg.norm(truth(turned[i])) == pytest.approx(np.linalg.norm(truth(frames[i])), abs=1e-5)
 
 
 @pytest.fixture(scope="module")

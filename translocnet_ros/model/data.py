@@ -109,6 +109,9 @@ class TownFrames(Dataset):
             gt.x - dj * res, gt.y + di * res, gt.yaw - np.radians((kb - half_bins) * s.yaw_step_deg)
         )
         shift = rng.uniform(-s.misregistration_m, s.misregistration_m, 2) if s.augment else np.zeros(2)
+        # where the truth lies inside its target cell relative to the imagery (rows down, cols right, in cells):
+        # the imagery's shift seen from the patch (the sub-cell loss's target, losses.py)
+        frac = (shift[1] / res, -shift[0] / res)
         patch = self.source(d).patch(
             prior.x + shift[0], prior.y + shift[1], 2 * (s.window_m + m.bev_radius_m), m.m_per_px
         )
@@ -122,7 +125,7 @@ class TownFrames(Dataset):
         true_yaw = gt.yaw
         if s.augment and s.dihedral_prob and rng.random() < s.dihedral_prob:
             turn = WorldTurn(int(rng.integers(4)), bool(rng.random() < 0.5))
-            pts, img, (di, dj) = turn.scan(pts), turn.image(img), turn.cell(di, dj)
+            pts, img, (di, dj), frac = turn.scan(pts), turn.image(img), turn.cell(di, dj), turn.cell(*frac)
             prior = Pose2D(prior.x, prior.y, turn.yaw(prior.yaw))
             true_yaw = turn.yaw(true_yaw)
             kb = turn.yaw_bin(kb, s.yaw_bins)
@@ -136,6 +139,7 @@ class TownFrames(Dataset):
             "aerial": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
             "yaws": torch.from_numpy(yaws.astype(np.float32)),
             "target": torch.tensor([kb, n_cells + di, n_cells + dj]),
+            "frac": torch.tensor(frac, dtype=torch.float32),
             "true_yaw": torch.tensor(true_yaw, dtype=torch.float32),
             "prior": torch.tensor([prior.x, prior.y, prior.yaw], dtype=torch.float64),
         }

@@ -13,6 +13,28 @@ def volume_nll(logits: torch.Tensor, k: int, i: int, j: int) -> torch.Tensor:
     return torch.logsumexp(logits.flatten(), 0) - logits[k, i, j]
 
 
+def subcell_loss(logits: torch.Tensor, k: int, i: int, j: int, frac: torch.Tensor) -> torch.Tensor:
+    """Where a parabola through the true cell and its row / column neighbours peaks, against where the truth
+    lies inside that cell (frac: rows, cols, in cells). The NLL is blind to a pull that keeps the argmax in the
+    true cell (up to half a cell: docs/real_gap.md, shadows), the decoder's sub-cell refinement is not; this
+    makes the volume's shape around the truth answer for it. Smooth L1; a cell on the volume's border or a
+    non-concave triple gives no gradient."""
+    _, h, w = logits.shape
+    if not (0 < i < h - 1 and 0 < j < w - 1):
+        return logits.sum() * 0.0
+    terms = []
+    for lo, mid, hi, target in (
+        (logits[k, i - 1, j], logits[k, i, j], logits[k, i + 1, j], frac[0]),
+        (logits[k, i, j - 1], logits[k, i, j], logits[k, i, j + 1], frac[1]),
+    ):
+        curvature = lo - 2 * mid + hi
+        if curvature.item() > -1e-3:
+            continue
+        peak = (0.5 * (lo - hi) / curvature).clamp(-1.0, 1.0)
+        terms.append(F.smooth_l1_loss(peak, target, beta=0.25))
+    return torch.stack(terms).sum() if terms else logits.sum() * 0.0
+
+
 def info_nce(
     mb: torch.Tensor,
     ma: torch.Tensor,

@@ -25,7 +25,7 @@ from translocnet_ros.localization.decode import decode_volume
 from translocnet_ros.localization.types import ScoreVolume
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.data import SampleConfig, TownFrames, town_drives
-from translocnet_ros.model.losses import info_nce, volume_nll
+from translocnet_ros.model.losses import info_nce, subcell_loss, volume_nll
 from translocnet_ros.model.network import TransLocNet
 from translocnet_ros.model.style_mix import attach_style_mix
 from translocnet_ros.synth.cli import build
@@ -107,6 +107,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "heading is special",
     )
     p.add_argument(
+        "--subcell-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="train the volume's shape inside the true cell too: the imagery shifted by up to half a cell "
+        "(a known offset, not misregistration) and W x the sub-cell peak's error added to the NLL (losses.py)",
+    )
+    p.add_argument(
         "--window-m", type=float, default=SampleConfig.window_m, help="training search window (+-)"
     )
     p.add_argument(
@@ -163,7 +171,13 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def batch_losses(net: TransLocNet, batch: dict, infonce_weight: float, gen: torch.Generator | None):
+def batch_losses(
+    net: TransLocNet,
+    batch: dict,
+    infonce_weight: float,
+    gen: torch.Generator | None,
+    subcell_weight: float = 0.0,
+):
     mb, ma = net.features(batch["bev"], batch["aerial"])
     observed = F.max_pool2d(batch["observed"], net.stride)
     nll, nce = [], []
@@ -171,6 +185,8 @@ def batch_losses(net: TransLocNet, batch: dict, infonce_weight: float, gen: torc
         k, i, j = (int(v) for v in batch["target"][b])
         logits = net.score(mb[b : b + 1], ma[b], observed[b : b + 1], batch["yaws"][b])
         nll.append(volume_nll(logits, k, i, j))
+        if subcell_weight > 0:
+            nll[-1] = nll[-1] + subcell_weight * subcell_loss(logits, k, i, j, batch["frac"][b])
         if infonce_weight > 0:
             nce.append(
                 info_nce(
@@ -264,6 +280,8 @@ def run(args) -> int:
         scfg = replace(scfg, range_crop_prob=0.4, sector_dropout_prob=0.3, blur_prob=0.3)
     if args.real_aug:
         scfg = replace(scfg, palette_prob=0.7, intensity_drop_prob=0.5, color_jitter=0.25)
+    if args.subcell_weight > 0:  # the truth anywhere inside its cell
+        scfg = replace(scfg, misregistration_m=0.5 * mcfg.out_m_per_px)
     train_towns = [(args.data / n, s) for n, s in split_towns("train", args.train_towns)]
     val_towns = [(args.data / n, s) for n, s in split_towns("val", args.val_towns)]
     build(train_towns + val_towns, force=False)
@@ -322,6 +340,7 @@ def run(args) -> int:
         "init": f"{args.init.parent.name}/{args.init.name}" if args.init else None,
         "freeze_bev": args.freeze_bev,
         "style_mix": args.style_mix,
+        "subcell_weight": args.subcell_weight,
         "extra_drives": [
             f"{d.parent.name}/{d.name} on {o.parent.name}/{o.name} x{args.extra_repeat}" for d, o in extra
         ],
@@ -364,7 +383,7 @@ def run(args) -> int:
         for batch in loader:
             t0 = time.perf_counter()
             batch = {k: v.to(device) for k, v in batch.items()}
-            loss, nll, nce = batch_losses(net, batch, args.infonce_weight, gen)
+            loss, nll, nce = batch_losses(net, batch, args.infonce_weight, gen, args.subcell_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
