@@ -133,9 +133,8 @@ def test_subcell_targets_follow_the_imagery_shift_and_the_world_turns(small_town
     def truth(sample):  # the truth's position in the volume, in cells from its centre, sub-cell part included
         return sample["target"][1:].numpy() - centre + sample["frac"].numpy()
 
-    for i in range(
-        len(frames)
-    ):  # same draws up to the turn: a turn keeps the truth's distance from the prior
+    # same draws up to the turn: a turn keeps the truth's distance from the prior
+    for i in range(len(frames)):
         assert np.linalg.norm(truth(turned[i])) == pytest.approx(np.linalg.norm(truth(frames[i])), abs=1e-5)
 
 

@@ -427,7 +427,7 @@ def test_shadow_knobs_change_only_the_imagery_shadows(tmp_path):
     same town; only the orthophoto's shadows differ."""
     spec = TownSpec(seed=11, style="downtown", size_m=250.0, n_frames=2, n_moving_cars=0)
     towns = {
-        name: generate_town(TownSpec(**{**spec.__dict__, **kw}), tmp_path / name, progress=False)
+        name: generate_town(replace(spec, **kw), tmp_path / name, progress=False)
         for name, kw in [
             ("as_drawn", {}),
             ("no_shadows", {"shadows": False}),

@@ -11,7 +11,8 @@ from translocnet_ros.synth.splits import SPLITS, split_towns
 from translocnet_ros.synth.styles import STYLES
 from translocnet_ros.synth.town import TownSpec, generate_town
 
-LATER_OPTIONS = {"shadows": True, "sun_turn_deg": 0.0}  # TownSpec fields added after towns were generated
+# TownSpec fields added after towns were generated, with their defaults (a town.json without them)
+LATER_OPTIONS = {k: getattr(TownSpec, k) for k in ("shadows", "sun_turn_deg")}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

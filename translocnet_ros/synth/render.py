@@ -16,7 +16,7 @@ import itertools
 import cv2
 import numpy as np
 
-from translocnet_ros.synth.appearance import Look, hsv, sample_look
+from translocnet_ros.synth.appearance import Look, hsv
 from translocnet_ros.synth.layout import GROUND_RES, Building, Layout, rect_corners
 from translocnet_ros.synth.styles import ASPHALT, DIRT, GRASS, GRAVEL, MARKING, PAVEMENT, SIDEWALK, TownStyle
 
@@ -592,15 +592,6 @@ def grade(img: np.ndarray, g: dict) -> np.ndarray:
     return x * 255.0 + g["brightness"]
 
 
-def render_orthophoto(
-    layout: Layout,
-    style: TownStyle,
-    m_per_px: float,
-    rng,
-    wild_prob: float = 0.0,
-    look: Look | None = None,
-    lean_limit: float = 0.35,
-) -> tuple[np.ndarray, Look]:
-    """(H, W, 3) uint8 RGB, row 0 = north edge of the town, covering [0, size_m]², and the look it used."""
-    look = look or sample_look(rng, style.name, layout.size_m, wild_prob, lean_limit)
-    return OrthoRenderer(layout, style, look, rng).render(m_per_px), look
+def render_orthophoto(layout: Layout, style: TownStyle, look: Look, m_per_px: float, rng) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, row 0 = north edge of the town, covering [0, size_m]², as `look` says."""
+    return OrthoRenderer(layout, style, look, rng).render(m_per_px)

@@ -146,7 +146,7 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
         sun_az=look.sun_az + np.radians(spec.sun_turn_deg),
         shadow_strength=look.shadow_strength if spec.shadows else 0.0,
     )
-    ortho, look = render_orthophoto(layout, style, spec.m_per_px, rng, look=look)
+    ortho = render_orthophoto(layout, style, look, spec.m_per_px, rng)
     reg_err = rng.normal(0, 0.2, 2)  # small georegistration error of the imagery
     transform = Affine(spec.m_per_px, 0, e0 + reg_err[0], 0, -spec.m_per_px, n0 + spec.size_m + reg_err[1])
     write_geotiff(out_dir / "ortho.tif", ortho, transform, frame.crs)
