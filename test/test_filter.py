@@ -6,7 +6,7 @@ from scipy.ndimage import uniform_filter
 
 from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
-from translocnet_ros.localization.filter import BayesFilter, FilterConfig, State, fuse_scan
+from translocnet_ros.localization.filter import BayesFilter, FilterConfig, MotionNoise, State, fuse_scan
 from translocnet_ros.localization.types import LocalizationError, ScoreVolume, SearchWindow
 
 KNOWN = SearchWindow(20.0, np.radians(10.0))
@@ -334,3 +334,31 @@ def test_scans_peaking_at_a_different_place_each_time_do_not_relocate():
     _, err = drive(filt, truth, 30, rng, observe=scattered)
     assert filt.divergences == 0 and filt.state == State.CONVERGED
     assert err[15:, 0].max() < 0.5
+
+
+def test_the_belief_learns_the_odometry_calibration_and_keeps_it_through_a_reseed():
+    """The odometry of `drive` reports 2% too much and turns +0.1 deg per metre (DESIGN.md §6): a belief that
+    trusts it runs ahead of the scans; particles carrying their own scale and drift learn both."""
+
+    def run(motion, seed):
+        rng = np.random.default_rng(seed)
+        truth = Pose2D(500.0, 200.0, 0.3)
+        filt = BayesFilter(FilterConfig(seed=seed, motion=motion))
+        filt.seed(truth.offset(3.0, -2.0, np.radians(3.0)), KNOWN, "test")
+        truth, err = drive(filt, truth, 80, rng)
+        return filt, truth, err[40:, 0].mean()
+
+    fixed = MotionNoise(scale_sd=0.0, drift_deg_per_m_sd=0.0)
+    for seed in range(2):
+        filt, truth, learned = run(MotionNoise(), seed)
+        scale, drift = filt.calibration()
+        assert scale == pytest.approx(1 / 1.02, abs=0.008) and np.degrees(drift) == pytest.approx(
+            -0.1, abs=0.08
+        )
+        assert run(fixed, seed)[0].calibration() == pytest.approx((1.0, 0.0))
+        assert learned < 0.5 * run(fixed, seed)[2]
+    filt.seed_initial_pose(
+        truth
+    )  # a re-seed (initial pose, GNSS, divergence) moves the belief, not the vehicle
+    filt.update(gaussian_volume(truth, *filt.search_window()))
+    assert filt.calibration() == pytest.approx((scale, drift), abs=2e-3)

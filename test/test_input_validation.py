@@ -51,8 +51,9 @@ def test_garbage_clouds_publish_nothing_and_say_why(node, scene):
     assert node.stats["poses published"] == 0
     # the checks refuse garbage, not scans: the same node localizes the real scan; the filter publishes
     # once a few scans have made it converge (the first one only replaces the prior's window)
-    reasons = [node._process(cloud(scan, node.get_clock().now().to_msg())) for _ in range(4)]
+    reasons = [node._process(cloud(scan, node.get_clock().now().to_msg())) for _ in range(8)]
     assert "filter searching" in reasons[0] and reasons[-1] is None, reasons
+    assert reasons[1:].count(None) >= 5, reasons  # without odometry (odom_frame '') a 2 m random walk per scan
     assert node.stats["poses published"] == reasons.count(None) >= 1
 
 
@@ -219,13 +220,15 @@ def test_filter_parameters_posterior_image_and_diagnostics(node, scene):
     node._last_scan = float("inf")  # scans are arriving: no stale-input warning
     node._publish_diagnostics()
     assert sent[-1].status[0].level[0] == OK and sent[-1].status[0].message == "searching"
-    reasons = [node._process(cloud(scene[1], node.get_clock().now().to_msg())) for _ in range(4)]
+    # no odometry here (odom_frame ''): a 2 m random walk per scan, so the confidence may dip once
+    reasons = [node._process(cloud(scene[1], node.get_clock().now().to_msg())) for _ in range(5)]
     assert reasons[-1] is None, reasons
     node._publish_diagnostics()
     status = sent[-1].status[0]
     values = {kv.key: kv.value for kv in status.values}
     assert status.message == "converged" and values["filter state"] == "converged"
     assert values["filter reason"].startswith("confidence") and float(values["filter confidence"]) >= 0.5
+    assert float(values["odometry scale"]) == pytest.approx(1.0, abs=0.05)  # nothing driven, nothing learned
     assert images and images[-1].encoding == "mono8" and max(images[-1].data) == 255
     # the image is the posterior: concentrated where the particles are, not a whole likelihood volume
     lit = np.frombuffer(bytes(images[-1].data), np.uint8) > 25

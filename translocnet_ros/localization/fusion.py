@@ -100,6 +100,7 @@ class FilteredLocalizer:
     def diagnostics(self) -> dict[str, str]:
         f = self.filter
         est = f.estimate
+        scale, drift = f.calibration()
         return {
             "filter": "on",
             "filter state": f.state.value,
@@ -107,6 +108,8 @@ class FilteredLocalizer:
             "filter confidence": "-" if est is None else format_confidence(est.confidence),
             "filter support": "-" if not np.isfinite(f.support) else f"{f.support:.1f}",
             "filter divergences": str(f.divergences),
+            "odometry scale": f"{scale:.4f}",  # learned: the factor on the reported translation
+            "odometry drift deg/m": f"{np.degrees(drift):+.3f}",  # learned: added to the reported heading
             "filter update ms": "-" if not np.isfinite(f.update_ms) else f"{f.update_ms:.1f}",
         }
 

@@ -133,6 +133,27 @@ PARAMETERS: dict[str, Param] = {
     "filter.motion_yaw_deg": Param(
         _F.motion.yaw_deg, "filter: odometry yaw noise sd per scan [deg]", True, 0.0, 30.0
     ),
+    "filter.motion_scale_sd": Param(
+        _F.motion.scale_sd,
+        "filter: prior sd of the odometry's translation scale error, learned as the vehicle drives (0: not learned)",
+        True,
+        0.0,
+        0.5,
+    ),
+    "filter.motion_drift_deg_per_m_sd": Param(
+        _F.motion.drift_deg_per_m_sd,
+        "filter: prior sd of the odometry's heading drift per metre, learned as the vehicle drives (0: not learned)",
+        True,
+        0.0,
+        5.0,
+    ),
+    "filter.motion_calibration_walk_per_m": Param(
+        _F.motion.calibration_walk_per_m,
+        "filter: random walk of the learned scale and drift, as a share of their prior sd per sqrt(metre)",
+        True,
+        0.0,
+        1.0,
+    ),
     "filter.unknown_motion_m": Param(
         _F.unknown_motion_m,
         "filter: position random walk sd per scan when there is no odometry (odom_frame '' or no TF)",
@@ -236,6 +257,9 @@ def filter_config(values: dict) -> FilterConfig:
             values["filter.motion_trans_m"],
             values["filter.motion_yaw_deg_per_m"],
             values["filter.motion_yaw_deg"],
+            values["filter.motion_scale_sd"],
+            values["filter.motion_drift_deg_per_m_sd"],
+            values["filter.motion_calibration_walk_per_m"],
         ),
         tracking_radius_m=values["tracking_radius_m"],
         tracking_yaw_deg=values["tracking_yaw_deg"],
