@@ -362,3 +362,29 @@ def test_the_belief_learns_the_odometry_calibration_and_keeps_it_through_a_resee
     )  # a re-seed (initial pose, GNSS, divergence) moves the belief, not the vehicle
     filt.update(gaussian_volume(truth, *filt.search_window()))
     assert filt.calibration() == pytest.approx((scale, drift), abs=2e-3)
+
+
+def test_a_learned_calibration_keeps_dead_reckoning_close_through_a_gap_in_the_scans():
+    """After 60 m with scans, 40 m without any (a tunnel, an imagery outage): the belief moves on the learned
+    calibration instead of the odometry's 2% / 0.1 deg per metre errors."""
+
+    def gap_error(motion, seed):
+        rng = np.random.default_rng(seed)
+        filt = BayesFilter(FilterConfig(seed=seed, motion=motion))
+        truth = Pose2D(500.0, 200.0, 0.3)
+        filt.seed(truth.offset(3.0, -2.0, np.radians(3.0)), KNOWN, "test")
+        truth, _ = drive(filt, truth, 60, rng)
+        for _ in range(40):
+            truth = truth.compose(STEP)
+            noise = rng.normal(0, [0.03, 0.03, np.radians(0.2)])
+            filt.predict(
+                Pose2D(
+                    1.02 * STEP.x + noise[0], 1.02 * STEP.y + noise[1], STEP.yaw + np.radians(0.1) + noise[2]
+                )
+            )
+        return np.hypot(filt.mode.x - truth.x, filt.mode.y - truth.y)
+
+    fixed = MotionNoise(scale_sd=0.0, drift_deg_per_m_sd=0.0)
+    learned = np.mean([gap_error(MotionNoise(), s) for s in range(6)])
+    trusted = np.mean([gap_error(fixed, s) for s in range(6)])
+    assert learned < 0.6 * trusted, (learned, trusted)
