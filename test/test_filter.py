@@ -357,11 +357,17 @@ def test_the_belief_learns_the_odometry_calibration_and_keeps_it_through_a_resee
         )
         assert run(fixed, seed)[0].calibration() == pytest.approx((1.0, 0.0))
         assert learned < 0.5 * run(fixed, seed)[2]
-    filt.seed_initial_pose(
-        truth
-    )  # a re-seed (initial pose, GNSS, divergence) moves the belief, not the vehicle
-    filt.update(gaussian_volume(truth, *filt.search_window()))
-    assert filt.calibration() == pytest.approx((scale, drift), abs=2e-3)
+        # a re-seed (initial pose, GNSS, divergence) moves the belief, not the vehicle: the calibration stays,
+        # also while the re-seeded belief waits for its first scan
+        filt.seed_initial_pose(truth)
+        assert filt.calibration() == pytest.approx((scale, drift), abs=1e-4)
+        filt.update(gaussian_volume(truth, *filt.search_window()))
+        assert filt.calibration()[0] == pytest.approx(scale, abs=2e-3)
+        assert filt.calibration()[1] == pytest.approx(drift, abs=2e-4)  # rad per metre (the drift: 1.7e-3)
+        # new priors (a live parameter change) draw it anew
+        filt.cfg = FilterConfig(motion=fixed)
+        filt.reset_calibration()
+        assert filt.calibration() == pytest.approx((1.0, 0.0))
 
 
 def test_a_learned_calibration_keeps_dead_reckoning_close_through_a_gap_in_the_scans():
@@ -388,3 +394,21 @@ def test_a_learned_calibration_keeps_dead_reckoning_close_through_a_gap_in_the_s
     learned = np.mean([gap_error(MotionNoise(), s) for s in range(6)])
     trusted = np.mean([gap_error(fixed, s) for s in range(6)])
     assert learned < 0.6 * trusted, (learned, trusted)
+
+
+def test_a_relocation_keeps_the_odometry_calibration():
+    """Relocating after a kidnapping re-seeds the place, not the vehicle's odometry calibration."""
+    rng = np.random.default_rng(11)
+    filt = BayesFilter(FilterConfig(seed=11))
+    truth = Pose2D(1000.0, 1000.0, 0.5)
+    filt.seed(truth, KNOWN, "test")
+    truth, _ = drive(filt, truth, 10, rng)
+    filt.particles[:, 3:] = [0.97, np.radians(-0.05)]  # as if learned
+    filt.predict(truth.inverse().compose(Pose2D(truth.x + 30.0, truth.y - 40.0, truth.yaw)))  # the kidnapping
+    for _ in range(10):
+        truth = truth.compose(STEP)
+        filt.predict(STEP)
+        filt.update(gaussian_volume(truth, *filt.search_window()))
+    assert filt.divergences == 1 and np.hypot(filt.mode.x - truth.x, filt.mode.y - truth.y) < 1.0
+    scale, drift = filt.calibration()
+    assert scale == pytest.approx(0.97, abs=0.005) and np.degrees(drift) == pytest.approx(-0.05, abs=0.02)

@@ -7,7 +7,7 @@ from test_filter import gaussian_volume
 
 from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
-from translocnet_ros.localization.filter import FilterConfig
+from translocnet_ros.localization.filter import FilterConfig, MotionNoise
 from translocnet_ros.localization.fusion import FilteredLocalizer
 from translocnet_ros.localization.types import LocalizationError
 
@@ -229,3 +229,18 @@ def test_diagnostics_show_the_odometry_calibration_the_filter_learned():
         assert float(diag["odometry scale"]) == pytest.approx(learned, abs=0.01)
         assert abs(float(diag["odometry drift deg/m"])) < 0.1
         assert step.publish and np.hypot(step.estimate.pose.x - truth.x, step.estimate.pose.y - truth.y) < 0.3
+
+
+def test_new_calibration_priors_redraw_the_learned_calibration():
+    """A live change of the odometry calibration priors applies at once: sds 0 trust the odometry as reported."""
+    method = VolumeAt()
+    engine = FilteredLocalizer(method, FilterConfig(seed=4), publish_min=0.2)
+    truth = Pose2D(300.0, 200.0, 0.4)
+    engine.set_initial_pose(truth, yaw_std_rad=np.radians(5.0))
+    drive(engine, method, truth, Pose2D(0.0, 0.0, 0.0), 5)
+    assert float(engine.diagnostics()["odometry scale"]) != 1.0
+    trusting = FilterConfig(seed=4, motion=MotionNoise(scale_sd=0.0, drift_deg_per_m_sd=0.0))
+    engine.configure(trusting, publish_min=0.2)
+    assert engine.diagnostics()["odometry scale"] == "1.0000"
+    assert engine.diagnostics()["odometry drift deg/m"] == "+0.000"
+    assert np.all(engine.filter.particles[:, 3:] == [1.0, 0.0])

@@ -52,8 +52,9 @@ def test_garbage_clouds_publish_nothing_and_say_why(node, scene):
     # the checks refuse garbage, not scans: the same node localizes the real scan; the filter publishes
     # once a few scans have made it converge (the first one only replaces the prior's window)
     reasons = [node._process(cloud(scan, node.get_clock().now().to_msg())) for _ in range(8)]
-    assert "filter searching" in reasons[0] and reasons[-1] is None, reasons
-    assert reasons[1:].count(None) >= 5, reasons  # without odometry (odom_frame '') a 2 m random walk per scan
+    # without odometry (odom_frame '') the prediction is a 2 m random walk per scan: the confidence hovers above
+    # the 0.5 of convergence and may dip below it for a scan
+    assert "filter searching" in reasons[0] and reasons[1:].count(None) >= 5, reasons
     assert node.stats["poses published"] == reasons.count(None) >= 1
 
 
@@ -220,9 +221,12 @@ def test_filter_parameters_posterior_image_and_diagnostics(node, scene):
     node._last_scan = float("inf")  # scans are arriving: no stale-input warning
     node._publish_diagnostics()
     assert sent[-1].status[0].level[0] == OK and sent[-1].status[0].message == "searching"
-    # no odometry here (odom_frame ''): a 2 m random walk per scan, so the confidence may dip once
-    reasons = [node._process(cloud(scene[1], node.get_clock().now().to_msg())) for _ in range(5)]
-    assert reasons[-1] is None, reasons
+    # no odometry here (odom_frame ''): a 2 m random walk per scan, so the confidence may dip below 0.5 for a
+    # scan; the diagnostics are read right after a published one
+    reasons = []
+    while len(reasons) < 8 and (not reasons or reasons[-1] is not None):
+        reasons.append(node._process(cloud(scene[1], node.get_clock().now().to_msg())))
+    assert reasons[-1] is None and reasons.count(None) == 1, reasons
     node._publish_diagnostics()
     status = sent[-1].status[0]
     values = {kv.key: kv.value for kv in status.values}

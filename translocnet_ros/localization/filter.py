@@ -38,11 +38,12 @@ peaks.
 
 Each particle also carries its own odometry calibration: a scale on the reported translation and a heading drift
 per metre. A wheel odometry errs systematically (tyre radius, load, a yaw-rate bias), and a filter whose motion
-model trusts it lags behind the evidence by the accumulated error: with the odometry of DESIGN.md section 6 (2%
+model trusts it runs off the evidence by the accumulated error: with the odometry of DESIGN.md section 6 (2%
 long, +0.1 deg per metre) the belief ran ahead of TransLocNet's single-frame estimates on the synthetic test towns
 by 0.23 m on average. Particles whose calibration matches the vehicle keep agreeing with the scans and survive
 resampling, so the belief learns the calibration as it drives (a small random walk keeps it adaptable) and keeps
-it through re-seeds: it belongs to the vehicle, not to the place. It matters most where scans give no evidence:
+it through re-seeds: it belongs to the vehicle, not to the place (a live change of its priors draws it anew). The
+drift is per metre driven forwards (signed: reversing turns the other way, as a wheel-radius mismatch does). It matters most where scans give no evidence:
 after 40 m without scans the belief is about half as far off as one moving on the raw odometry (test_filter).
 """
 
@@ -69,6 +70,8 @@ from translocnet_ros.localization.types import (
     SearchWindow,
 )
 
+SCALE_LIMITS = (0.5, 1.5)  # an odometry scale outside these is a broken odometry, not a calibration
+
 
 class State(str, Enum):
     WAITING = "waiting for a prior"
@@ -79,9 +82,10 @@ class State(str, Enum):
 
 @dataclass(frozen=True)
 class MotionNoise:
-    """Standard deviation of one odometry increment's error, per axis of base_link: trans_per_m * |d| + trans_m
-    in x and y, yaw_deg_per_m * |d| + yaw_deg in yaw. Wider than a wheel odometry's random error alone, because it
-    must also absorb its scale and heading drift."""
+    """Standard deviation of one odometry increment's random error, per axis of base_link: trans_per_m * |d| +
+    trans_m in x and y, yaw_deg_per_m * |d| + yaw_deg in yaw; wider than a wheel odometry's alone, as the scans'
+    errors are correlated. Its systematic errors (scale, heading drift) are learned per particle, from priors of
+    scale_sd and drift_deg_per_m_sd."""
 
     trans_per_m: float = 0.05
     trans_m: float = 0.02
@@ -209,8 +213,11 @@ class BayesFilter:
         else:
             d = float(np.hypot(increment.x, increment.y))
             sd = [m.trans_per_m * d + m.trans_m] * 2 + [np.radians(m.yaw_deg_per_m * d + m.yaw_deg)]
+        driven = float(
+            np.copysign(d, increment.x)
+        )  # the heading drift grows with the distance driven forwards
         scale, drift = self.calibration()
-        moved = Pose2D(scale * increment.x, scale * increment.y, increment.yaw + drift * d)
+        moved = Pose2D(scale * increment.x, scale * increment.y, increment.yaw + drift * driven)
         self.mode = self.mode.compose(moved)
         if self._peak is not None:
             self._peak = self._peak.compose(moved)
@@ -220,21 +227,33 @@ class BayesFilter:
         walk = (
             m.calibration_walk_per_m * np.sqrt(d) * np.array([m.scale_sd, np.radians(m.drift_deg_per_m_sd)])
         )
-        p[:, 3:] += self.rng.normal(size=(len(p), 2)) * walk
+        if walk.any():
+            p[:, 3:] += self.rng.normal(size=(len(p), 2)) * walk
+            p[:, 3] = np.clip(p[:, 3], *SCALE_LIMITS)
         noise = self.rng.normal(size=(len(p), 3)) * sd
         lx, ly = p[:, 3] * increment.x + noise[:, 0], p[:, 3] * increment.y + noise[:, 1]
         c, s = np.cos(p[:, 2]), np.sin(p[:, 2])
         p[:, 0] += c * lx - s * ly
         p[:, 1] += s * lx + c * ly
-        p[:, 2] = wrap_angle(p[:, 2] + increment.yaw + p[:, 4] * d + noise[:, 2])
+        p[:, 2] = wrap_angle(p[:, 2] + increment.yaw + p[:, 4] * driven + noise[:, 2])
 
     def calibration(self) -> tuple[float, float]:
-        """The belief's odometry calibration: (scale on the reported translation, heading drift in rad per metre)
-        to add to the reported motion; (1, 0) before any scan."""
-        if len(self.particles) == 0:
+        """The belief's odometry calibration: (scale on the reported translation, heading drift in rad per metre
+        driven forwards, added to the reported heading); the kept one between a re-seed and the next scan; (1, 0)
+        before the first scan."""
+        if len(self.particles):
+            scale, drift = self._weights() @ self.particles[:, 3:]
+        elif self._calibration is not None:
+            scale, drift = self._calibration.mean(axis=0)
+        else:
             return 1.0, 0.0
-        scale, drift = self._weights() @ self.particles[:, 3:]
         return float(scale), float(drift)
+
+    def reset_calibration(self) -> None:
+        """Forget the learned calibration and draw it anew from the motion noise's priors (they changed)."""
+        self._calibration = None
+        if len(self.particles):
+            self.particles[:, 3:] = self._calibration_samples(len(self.particles))
 
     # --- the window the next scan is scored in ------------------------------------------------------------------
     def search_window(self) -> tuple[Pose2D, SearchWindow] | None:
@@ -372,7 +391,11 @@ class BayesFilter:
             return kept if len(kept) == n else kept[self.rng.integers(0, len(kept), n)]
         m = self.cfg.motion
         sd = np.array([m.scale_sd, np.radians(m.drift_deg_per_m_sd)])
-        return np.array([1.0, 0.0]) + self.rng.normal(size=(n, 2)) * sd
+        if not sd.any():
+            return np.tile([1.0, 0.0], (n, 1))
+        out = np.array([1.0, 0.0]) + self.rng.normal(size=(n, 2)) * sd
+        out[:, 0] = np.clip(out[:, 0], *SCALE_LIMITS)
+        return out
 
     def _draw(self, rows: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
         """n rows drawn by systematic resampling with weights w."""

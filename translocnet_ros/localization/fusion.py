@@ -76,9 +76,14 @@ class FilteredLocalizer:
 
     # ---- configuration and state --------------------------------------------------------------------------
     def configure(self, cfg: FilterConfig, publish_min: float) -> None:
-        """Live parameters: the belief is kept; a new particle count applies from the next (re)seed."""
+        """Live parameters: the belief is kept (new odometry calibration priors redraw its calibration); a new
+        particle count applies from the next (re)seed."""
         with self._lock:
+            old = self.filter.cfg.motion
             self.filter.cfg, self.publish_min = self._for_method(cfg), publish_min
+            new = self.filter.cfg.motion
+            if (old.scale_sd, old.drift_deg_per_m_sd) != (new.scale_sd, new.drift_deg_per_m_sd):
+                self.filter.reset_calibration()
 
     def _for_method(self, cfg: FilterConfig | None) -> FilterConfig:
         """Relocation trusts single-scan peaks: only for methods whose volumes are calibrated likelihoods
@@ -99,8 +104,8 @@ class FilteredLocalizer:
 
     def diagnostics(self) -> dict[str, str]:
         f = self.filter
-        est = f.estimate
-        scale, drift = f.calibration()
+        with self._lock:  # the worker thread replaces the particles and their weights one after the other
+            est, (scale, drift) = f.estimate, f.calibration()
         return {
             "filter": "on",
             "filter state": f.state.value,

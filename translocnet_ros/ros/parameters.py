@@ -138,7 +138,7 @@ PARAMETERS: dict[str, Param] = {
         "filter: prior sd of the odometry's translation scale error, learned as the vehicle drives (0: not learned)",
         True,
         0.0,
-        0.5,
+        0.2,
     ),
     "filter.motion_drift_deg_per_m_sd": Param(
         _F.motion.drift_deg_per_m_sd,
