@@ -40,11 +40,12 @@ Each particle also carries its own odometry calibration: a scale on the reported
 per metre. A wheel odometry errs systematically (tyre radius, load, a yaw-rate bias), and a filter whose motion
 model trusts it runs off the evidence by the accumulated error: with the odometry of DESIGN.md section 6 (2%
 long, +0.1 deg per metre) the belief ran ahead of TransLocNet's single-frame estimates on the synthetic test towns
-by 0.23 m on average. Particles whose calibration matches the vehicle keep agreeing with the scans and survive
+by 0.22 m on average. Particles whose calibration matches the vehicle keep agreeing with the scans and survive
 resampling, so the belief learns the calibration as it drives (a small random walk keeps it adaptable) and keeps
 it through re-seeds: it belongs to the vehicle, not to the place (a live change of its priors draws it anew). The
-drift is per metre driven forwards (signed: reversing turns the other way, as a wheel-radius mismatch does). It matters most where scans give no evidence:
-after 40 m without scans the belief is about half as far off as one moving on the raw odometry (test_filter).
+drift is per metre driven forwards (signed: reversing turns the other way, as a wheel-radius mismatch does). It
+matters most where scans give no evidence: after 40 m without scans the belief is about half as far off as one
+moving on the raw odometry (test_filter).
 """
 
 from __future__ import annotations
@@ -94,6 +95,11 @@ class MotionNoise:
     scale_sd: float = 0.03  # prior sd of the odometry's scale error (0 with drift_deg_per_m_sd: not learned)
     drift_deg_per_m_sd: float = 0.2  # prior sd of its heading drift per metre travelled
     calibration_walk_per_m: float = 0.05  # random walk of both, as a share of their prior sd per sqrt(metre)
+
+    @property
+    def calibration_sd(self) -> np.ndarray:
+        """Prior sd of (scale, drift in rad per metre)."""
+        return np.array([self.scale_sd, np.radians(self.drift_deg_per_m_sd)])
 
 
 @dataclass(frozen=True)
@@ -173,8 +179,7 @@ class BayesFilter:
     def seed(self, pose: Pose2D, window: SearchWindow, reason: str, state: State = State.SEARCHING) -> None:
         """A prior: uniform over the window around `pose`; the next scan's volume becomes the belief. The
         odometry calibration learned so far is kept."""
-        if len(self.particles):
-            self._calibration = self._draw(self.particles[:, 3:], self._weights(), len(self.particles))
+        self._keep_calibration(len(self.particles))
         self.particles, self.logw = np.empty((0, 5)), np.empty(0)
         self.mode, self._region, self.state, self.reason = pose, window, state, reason
         self._agrees.clear()
@@ -213,9 +218,7 @@ class BayesFilter:
         else:
             d = float(np.hypot(increment.x, increment.y))
             sd = [m.trans_per_m * d + m.trans_m] * 2 + [np.radians(m.yaw_deg_per_m * d + m.yaw_deg)]
-        driven = float(
-            np.copysign(d, increment.x)
-        )  # the heading drift grows with the distance driven forwards
+        driven = float(np.copysign(d, increment.x))  # the drift grows with the distance driven forwards
         scale, drift = self.calibration()
         moved = Pose2D(scale * increment.x, scale * increment.y, increment.yaw + drift * driven)
         self.mode = self.mode.compose(moved)
@@ -224,9 +227,7 @@ class BayesFilter:
         if len(self.particles) == 0:
             return
         p = self.particles
-        walk = (
-            m.calibration_walk_per_m * np.sqrt(d) * np.array([m.scale_sd, np.radians(m.drift_deg_per_m_sd)])
-        )
+        walk = m.calibration_walk_per_m * np.sqrt(d) * m.calibration_sd
         if walk.any():
             p[:, 3:] += self.rng.normal(size=(len(p), 2)) * walk
             p[:, 3] = np.clip(p[:, 3], *SCALE_LIMITS)
@@ -371,8 +372,7 @@ class BayesFilter:
         u = self.rng.uniform(-0.5, 0.5, size=(n, 3))
         step = np.gradient(volume.yaw_offsets) if nk > 1 else np.array([np.radians(1.0)])
         pr, m = volume.prior, volume.m_per_px
-        if len(self.particles):  # a relocation: the calibration stays the vehicle's
-            self._calibration = self._draw(self.particles[:, 3:], self._weights(), n)
+        self._keep_calibration(n)  # a relocation: the calibration stays the vehicle's
         self.particles = np.column_stack(
             [
                 pr.x + (j + u[:, 0] - volume.centre_px) * m,
@@ -384,13 +384,17 @@ class BayesFilter:
         self.logw = np.zeros(n)
         self._region = None
 
+    def _keep_calibration(self, n: int) -> None:
+        """Before the particles are replaced: n (scale, drift) pairs drawn from them by weight, for the next ones."""
+        if len(self.particles):
+            self._calibration = self._draw(self.particles[:, 3:], self._weights(), n)
+
     def _calibration_samples(self, n: int) -> np.ndarray:
         """n (scale, drift) pairs: the kept ones, else drawn from the motion noise's prior."""
         kept = self._calibration
         if kept is not None:
             return kept if len(kept) == n else kept[self.rng.integers(0, len(kept), n)]
-        m = self.cfg.motion
-        sd = np.array([m.scale_sd, np.radians(m.drift_deg_per_m_sd)])
+        sd = self.cfg.motion.calibration_sd
         if not sd.any():
             return np.tile([1.0, 0.0], (n, 1))
         out = np.array([1.0, 0.0]) + self.rng.normal(size=(n, 2)) * sd
