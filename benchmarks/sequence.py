@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.imagery_variants import VARIANTS, variant_towns  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors, summarize  # noqa: E402
@@ -102,6 +103,14 @@ def main() -> int:
     ap.add_argument("--split", default="test", help="synthetic split (val for tuning, test to report)")
     ap.add_argument("--synth", type=Path, default=ROOT / "data" / "synth")
     ap.add_argument("--towns", type=int, default=None, help="first N towns only")
+    ap.add_argument(
+        "--imagery",
+        choices=list(VARIANTS),
+        default="as generated",
+        help="the towns re-rendered from their own draws with one property of the orthophoto changed "
+        "(benchmarks/imagery_variants.py; built under runs/shadow_bias/towns): what the filter does when the "
+        "imagery lacks what pulls the single-frame estimates",
+    )
     ap.add_argument("--kidnap-frame", type=int, default=40, help="position in the drive of the kidnapping")
     ap.add_argument("--set", nargs="*", default=[], help="FilterConfig overrides KEY=VALUE (motion.KEY)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "sequence")
@@ -129,6 +138,12 @@ def main() -> int:
 
     cfg = filter_config(args.set)
     towns = [args.synth / name for name, _ in split_towns(args.split, args.towns)]
+    if args.imagery != "as generated":
+        if not args.no_write:
+            sys.exit("--imagery variants are ablations beside the generated towns: add --no-write")
+        towns = variant_towns(args.split, args.towns, [args.imagery], ROOT / "runs" / "shadow_bias")[
+            args.imagery
+        ]
     missing = [t.name for t in towns if not (t / "town.json").is_file()]
     if (
         missing
