@@ -137,13 +137,14 @@ def main() -> int:
         return 0
 
     cfg = filter_config(args.set)
-    towns = [args.synth / name for name, _ in split_towns(args.split, args.towns)]
-    if args.imagery != "as generated":
-        if not args.no_write:
-            sys.exit("--imagery variants are ablations beside the generated towns: add --no-write")
+    if args.imagery == "as generated":
+        towns = [args.synth / name for name, _ in split_towns(args.split, args.towns)]
+    elif args.no_write:
         towns = variant_towns(args.split, args.towns, [args.imagery], ROOT / "runs" / "shadow_bias")[
             args.imagery
         ]
+    else:
+        sys.exit("--imagery variants are ablations beside the generated towns: add --no-write")
     missing = [t.name for t in towns if not (t / "town.json").is_file()]
     if (
         missing

@@ -134,9 +134,9 @@ def main() -> int:
         "",
         f"Command: `python benchmarks/shadow_bias.py --methods {' '.join(args.methods)} --towns {args.towns} "
         f"--every {args.every}{chosen}`. The first {args.towns} test towns, every {args.every}th frame, each "
-        "town rendered from the same draws as generated, without cast shadows (`generate --no-shadows`), with the sun turned by 180 deg "
-        "(`--sun-turn-deg 180`) and as a true ortho (`--max-lean 0`, with and without shadows); scans, drives "
-        f"and priors identical. Bias: the mean error of a town's frames within {NEAR_M:g} m minus its "
+        "town rendered from the same draws as generated, without cast shadows (`generate --no-shadows`), with "
+        "the sun turned by 180 deg (`--sun-turn-deg 180`) and as a true ortho (`--max-lean 0`, with and "
+        f"without shadows); scans, drives and priors identical. Bias: the mean error of a town's frames within {NEAR_M:g} m minus its "
         "georegistration offset; its size (mean over towns), and its components towards the sun (negative: "
         f"pulled away from the sun, into the shadows) and across it. Machine: {machine()}. "
         f"Date: {time.strftime('%Y-%m-%d')}.",

@@ -82,7 +82,7 @@ class FilteredLocalizer:
             old = self.filter.cfg.motion
             self.filter.cfg, self.publish_min = self._for_method(cfg), publish_min
             new = self.filter.cfg.motion
-            if (old.scale_sd, old.drift_deg_per_m_sd) != (new.scale_sd, new.drift_deg_per_m_sd):
+            if not np.array_equal(old.calibration_sd, new.calibration_sd):
                 self.filter.reset_calibration()
 
     def _for_method(self, cfg: FilterConfig | None) -> FilterConfig:
