@@ -1,4 +1,4 @@
-"""helsinki-dev scored the same way by every benchmark that compares models on it: protocol known, every site's
+"""helsinki-dev scored the same way by every benchmark that compares models on it: protocol known (or unknown), every site's
 own drive on its own orthophoto, pooled over the sites, plus the confidence rule (frames the node would publish)."""
 
 from __future__ import annotations
@@ -59,14 +59,18 @@ def score_sites(
     scored: list[Path],
     drive_of: Callable[[Path], Path] = lambda site: site / "drive",
     views: int | None = None,
+    every: int = 1,
+    protocol: str = "known",
 ) -> SiteScore:
-    """Each site's drive (its own real scans by default) localized with `model_of_site(site)` (the default
-    model, or one adapted / fine-tuned for it)."""
+    """Each site's drive (its own real scans by default; every `every`-th frame) localized with
+    `model_of_site(site)` (the default model, or one adapted / fine-tuned for it)."""
     gts, results, per_site = [], [], []
     for site in scored:
         method = make_method("translocnet", model_path=model_of_site(site), views=views)
         src = GeoTiffSource(site / "ortho.tif")
-        gt, res = run_protocol(method, KittiDrive(drive_of(site)), src, src.crs, "known", progress=False)
+        gt, res = run_protocol(
+            method, KittiDrive(drive_of(site)), src, src.crs, protocol, every=every, progress=False
+        )
         per_site.append(float(np.mean([np.hypot(r.est.x - g[0], r.est.y - g[1]) for r, g in zip(res, gt)])))
         gts.append(gt)
         results += res
@@ -74,7 +78,7 @@ def score_sites(
     err = np.array([np.hypot(r.est.x - g[0], r.est.y - g[1]) for r, g in zip(results, gt_all)])
     pub = np.array([r.confidence >= CONFIDENCE_PUBLISH for r in results])
     return SiteScore(
-        score_results(gt_all, results, method, "known"),
+        score_results(gt_all, results, method, protocol),
         per_site,
         int(pub.sum()),
         float((err[pub] < 2).mean()) if pub.any() else None,

@@ -79,6 +79,7 @@ def test_published_poses_match_the_sequence_protocol(live, small_town):
     assert np.median(dyaw) <= 1.0, dyaw
     # only a converged filter publishes, and the diagnostics say so
     assert values["filter"] == "on" and values["filter state"] == "converged", values
+    assert values["intensity"].endswith(" / 1"), values  # the drive's 0..1 reflectance taken as it is
 
 
 def test_map_to_odom_composes_to_the_published_pose(live):

@@ -50,8 +50,9 @@ def velodyne_like(n, order="<"):
     )
     arr = np.zeros(n, dtype=dt)
     rng = np.random.default_rng(0)
-    for k in ("x", "y", "z", "intensity"):
+    for k in ("x", "y", "z"):
         arr[k] = rng.normal(size=n)
+    arr["intensity"] = rng.integers(0, 256, n)  # the Velodyne driver's 0..255 reflectivity
     arr["ring"] = np.arange(n) % 64
     fields = [
         field("x", 0, FLOAT32),
@@ -80,8 +81,8 @@ def test_padded_layout_and_endianness(order, big):
     np.testing.assert_array_equal(out["ring"], arr["ring"])
     xyzi = cloud_to_xyzi(msg)
     assert xyzi.points.dtype == np.float32 and xyzi.points.shape == (50, 4)
-    np.testing.assert_array_equal(xyzi.points[:, 3], arr["intensity"].astype(np.float32))
-    assert xyzi.intensity_field == "intensity"
+    assert xyzi.intensity_field == "intensity" and xyzi.intensity_divisor == 255  # onto 0..1 reflectance
+    np.testing.assert_allclose(xyzi.points[:, 3], arr["intensity"] / 255.0, rtol=1e-6)
 
 
 def test_organized_cloud_with_row_padding():
@@ -163,6 +164,7 @@ def test_roundtrip_through_real_message():
     from translocnet_ros.ros.pointcloud2 import array_to_cloud
 
     pts = np.random.default_rng(3).normal(size=(100, 4)).astype(np.float32)
+    pts[:, 3] = np.abs(pts[:, 3]) / np.abs(pts[:, 3]).max()  # reflectance 0..1 (KITTI's scale) stays as it is
     pts[5, 0] = np.nan
     msg = array_to_cloud(pts, "velo_link")
     assert msg.is_dense is False and msg.point_step == 16
@@ -225,13 +227,65 @@ def test_huge_cloud_is_subsampled_evenly_without_full_size_copies():
     import tracemalloc
 
     arr, fields = lidar_like(2_000_000)
-    arr["i"] = np.arange(arr.size)  # exactly representable below 2**24: tells which points were kept
+    arr["x"] = np.arange(arr.size)  # exactly representable below 2**24: tells which points were kept
     msg = make_msg(arr, fields)
     tracemalloc.start()
     out = cloud_to_xyzi(msg, max_points=50_000)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert out.total_points == 2_000_000 and len(out.points) == 50_000
-    kept = out.points[:, 3].astype(np.int64)
+    kept = out.points[:, 0].astype(np.int64)
     assert kept[0] == 0 and kept[-1] == 1_999_999 and np.ptp(np.diff(kept)) <= 1  # evenly spread
     assert peak < 0.25 * len(msg.data)  # never a full-size copy of the 32 MB cloud (peak ~ 3 MB here)
+
+
+@pytest.mark.parametrize(
+    "intensity,full_scale,divisor",
+    [
+        (np.linspace(0.0, 1.0, 500), 0.0, 1.0),  # KITTI / kitti2bag: already reflectance
+        (np.r_[np.linspace(0.0, 1.0, 499), 3.0], 0.0, 1.0),  # a few glints above 1: still reflectance
+        (np.linspace(0.0, 255.0, 500), 0.0, 255.0),  # 8-bit drivers (Velodyne, Livox, Hesai)
+        (np.linspace(0.0, 4000.0, 500), 0.0, np.quantile(np.linspace(0.0, 4000.0, 500), 0.99)),  # counts
+        (np.linspace(0.0, 100.0, 500), 100.0, 100.0),  # the driver's maximum, given
+    ],
+)
+def test_intensities_of_every_driver_end_on_the_reflectance_scale(intensity, full_scale, divisor):
+    from translocnet_ros.dataset.reflectance import to_reflectance
+
+    pts = np.column_stack([np.ones((len(intensity), 3)), intensity]).astype(np.float32)
+    out, used = to_reflectance(pts, full_scale)
+    assert used == pytest.approx(divisor)
+    np.testing.assert_allclose(out[:, 3], np.clip(intensity / divisor, 0, 1), rtol=1e-6)
+    np.testing.assert_array_equal(out[:, :3], pts[:, :3])
+    if intensity.max() <= 1.0:
+        assert out is pts  # nothing copied on the common path
+
+
+def test_a_velodyne_driver_scan_localizes_like_the_same_scan_in_kitti_scale(small_town, tmp_path):
+    """The same sweep with the driver's 0..255 intensities (a KITTI-layout drive written from a Velodyne ROS
+    driver's clouds) reads back on KITTI's 0..1 and gives the same likelihood."""
+    import shutil
+
+    from translocnet_ros.dataset.kitti import KittiDrive
+    from translocnet_ros.geo.crs import MapFrame
+    from translocnet_ros.imagery.geotiff import GeoTiffSource
+    from translocnet_ros.localization.methods import make_method
+    from translocnet_ros.localization.types import SearchWindow
+
+    src_dir = sorted(small_town.glob("drive_*"))[0]
+    town = tmp_path / "town"
+    shutil.copytree(src_dir, town / src_dir.name)
+    shutil.copy(small_town / "calib_imu_to_velo.txt", town)
+    for scan in (town / src_dir.name / "velodyne_points" / "data").glob("*.bin"):
+        raw = np.fromfile(scan, "<f4").reshape(-1, 4)
+        raw[:, 3] = np.round(raw[:, 3] * 255.0)
+        raw.tofile(scan)
+    kitti, velodyne = KittiDrive(src_dir), KittiDrive(town / src_dir.name)
+    np.testing.assert_allclose(velodyne.scan_base(0)[:, 3], kitti.scan_base(0)[:, 3], atol=0.5 / 255)
+    ortho = GeoTiffSource(small_town / "ortho.tif")
+    prior = kitti.ground_truth(MapFrame.from_any(ortho.crs)).poses[0]
+    method = make_method("translocnet", views=1, ncc_weight=0.0)
+    a = method.score_volume(kitti.scan_base(0), ortho, prior, SearchWindow(4.0, 0.05)).logits
+    b = method.score_volume(velodyne.scan_base(0), ortho, prior, SearchWindow(4.0, 0.05)).logits
+    assert np.unravel_index(a.argmax(), a.shape) == np.unravel_index(b.argmax(), b.shape)
+    assert np.abs(a - b).max() < 0.05 * np.ptp(a)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from translocnet_ros.dataset.reflectance import to_reflectance
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D, rigid_inverse, transform_cloud
 
@@ -161,11 +162,11 @@ def format_timestamp(t: float) -> str:
 
 
 def read_scan(path: Path) -> np.ndarray:
-    """(N, 4) float32 x, y, z, reflectance in the LiDAR frame."""
+    """(N, 4) float32 x, y, z, reflectance (0..1, dataset/reflectance.py) in the LiDAR frame."""
     raw = np.fromfile(path, dtype="<f4")
     if raw.size % 4:
         raise DatasetError(f"{path}: {raw.size} floats is not a multiple of 4")
-    return raw.reshape(-1, 4)
+    return to_reflectance(raw.reshape(-1, 4))[0]
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,16 @@ fitted T, and a factor on the filter's posterior covariance makes the median NEE
 (confidence >= 0.2) honest (--no-sequence skips it). For translocnet, --write stores the values in the model's
 metadata (the localizer, hence the node, eval and the filter, applies them), with the test-time views and the
 NCC evidence weight it was calibrated at (--views, --ncc-weight); for ncc it prints them. The consistency
-statistics before and after show what changed.
+statistics before and after show what changed. It also measures the aerial input range the model was trained on
+(its own augmentation on val-town patches; model/input_range.py), which `translocnet adapt` keeps an area to;
+--input-range-only measures and writes just that.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +49,9 @@ from translocnet_ros.localization.decode import (
 from translocnet_ros.localization.filter import scale_axes
 from translocnet_ros.localization.methods import make_method
 from translocnet_ros.localization.types import LocalizationError
+from translocnet_ros.model.config import ModelConfig
+from translocnet_ros.model.data import SampleConfig, TownFrames, town_drives
+from translocnet_ros.model.input_range import InputRange, measure
 from translocnet_ros.model.views import VIEWS
 from translocnet_ros.synth.cli import build
 from translocnet_ros.synth.splits import split_towns
@@ -91,6 +97,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "none; costs one NCC search per scan); calibrated at this setting and, with --write, stored as the "
         "model's (default: the model's own)",
     )
+    p.add_argument(
+        "--input-range-only",
+        action="store_true",
+        help="translocnet: only measure the aerial input range the model was trained on (what `adapt` keeps "
+        "to) and, with --write, store it; no likelihood fit",
+    )
+    p.add_argument("--range-patches", type=int, default=400, help="augmented val patches for the input range")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -178,6 +191,25 @@ def filter_nees_median(frames, position: float, yaw: float) -> float:
     return float(np.median(nees(gt, est, scale_axes(cov, position, yaw))))
 
 
+def trained_input_range(meta: dict, towns: list[Path], n: int, seed: int) -> InputRange:
+    """The aerial input range of the model's training: its own augmentation (metadata `trained.sample`) on
+    patches of the val towns, drawn from the same generator as its training towns."""
+    sample = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["trained"]["sample"].items()}
+    known = {f.name for f in fields(SampleConfig)}
+    cfg = SampleConfig(**{k: v for k, v in sample.items() if k in known})
+    frames = TownFrames([d for t in towns for d in town_drives(t)], ModelConfig(**meta["model"]), cfg, seed)
+    return measure(frames, n, seed)
+
+
+def write_metadata(model_path: Path, entries: dict) -> Path:
+    """Entries set in the model's metadata JSON beside it; every other entry kept."""
+    meta_path = Path(model_path).with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta.update(entries)
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta_path
+
+
 def run(args) -> int:
     if args.split == "test":
         raise SystemExit("calibrating on the test split would leak it into the reported results")
@@ -189,6 +221,15 @@ def run(args) -> int:
     method = make_method(args.method, **options)
     jobs = [(args.data / name, spec) for name, spec in split_towns(args.split)]
     towns = build(jobs, force=False)
+    if args.method == "translocnet":
+        input_range = trained_input_range(method.meta, towns, args.range_patches, args.seed)
+        print(
+            f"aerial input range (2-98% of {input_range.patches} augmented val patches): {input_range.to_dict()}"
+        )
+        if args.input_range_only:
+            if args.write:
+                write_metadata(method.model_path, {"aerial_input_range": input_range.to_dict()})
+            return 0
     volumes, truths = [], []
     for protocol in args.protocol:
         v, t = collect(method, towns, protocol, args.every, args.seed, not args.quiet)
@@ -222,9 +263,7 @@ def run(args) -> int:
         wrong_at = " ".join(f"{c:g}:{curve(c):.2f}" for c in (0.01, 0.05, 0.1, 0.2, 0.5))
         print(f"{label:8s} {stats} P(wrong match | confidence) {wrong_at}")
     if args.write and args.method == "translocnet":
-        meta_path = Path(method.model_path).with_suffix(".json")
-        meta = json.loads(meta_path.read_text())
-        meta["calibration"] = {
+        calibration = {
             "temperature": t,
             "covariance_scale": scale,
             "wrong_match": {
@@ -243,12 +282,15 @@ def run(args) -> int:
             "before": before,
             "after": after,
         }
-        meta["inference"] = {
-            **meta.get("inference", {}),
+        inference = {
+            **method.meta.get("inference", {}),
             "views": len(method.views),
             "ncc_weight": method.ncc.weight if method.ncc else 0.0,
         }
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        meta_path = write_metadata(
+            method.model_path,
+            {"calibration": calibration, "inference": inference, "aerial_input_range": input_range.to_dict()},
+        )
         print(
             f"[calibrate] wrote temperature {t:.4g}, covariance scale {scale:.4g} and a wrong-match curve "
             f"({len(wrong.confidence)} knots) to {meta_path}"

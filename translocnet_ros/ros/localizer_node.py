@@ -86,6 +86,7 @@ class LocalizerNode(Node):
             "priors rejected": 0,
             "last latency ms": "-",
             "last confidence": "-",
+            "intensity": "-",  # field / divisor onto 0..1 reflectance
         }
         self.problem = ""  # why nothing is published right now ("" when all is well)
         self.notes: dict[str, str] = {}  # warnings beside the main state: degraded modes, TF, stale inputs
@@ -290,9 +291,15 @@ class LocalizerNode(Node):
             return problem
         stamp = stamp_to_sec(msg.header.stamp)
         try:
-            cloud = cloud_to_xyzi(msg, p["max_points"], p["max_range_m"])
+            cloud = cloud_to_xyzi(msg, p["max_points"], p["max_range_m"], p["intensity_full_scale"])
         except CloudFormatError as exc:
             return f"bad PointCloud2: {exc}"
+        scale = f"{cloud.intensity_field or 'none'} / {cloud.intensity_divisor:g}"
+        if self.stats.get("intensity") != scale:  # a driver's scale is news once, not every scan
+            self.get_logger().info(
+                f"LiDAR intensity onto 0..1 reflectance: field {scale} (intensity_full_scale)"
+            )
+        self.stats["intensity"] = scale
         if cloud.total_points > p["max_points"]:  # degraded while it lasts
             self.notes["subsampled"] = (
                 f"degraded: clouds of {cloud.total_points} points subsampled to max_points {p['max_points']}"

@@ -220,6 +220,15 @@ PARAMETERS: dict[str, Param] = {
         10.0,
         10_000.0,
     ),
+    "intensity_full_scale": Param(
+        0.0,
+        "the LiDAR driver's intensity maximum, divided out onto the 0..1 reflectance the model knows (255 for "
+        "8-bit drivers such as Velodyne's or Livox's); 0 = detect per scan (0..1 kept, <= 255 divided by 255, "
+        "else by the scan's 99th percentile)",
+        True,
+        0.0,
+        1e6,
+    ),
     "scan_timeout_s": Param(
         5.0,
         "diagnostics warn 'no scans for N s' (and GNSS stale) after this long without input",

@@ -13,6 +13,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from translocnet_ros.dataset.reflectance import to_reflectance
 from translocnet_ros.ros.validate import clip
 
 # sensor_msgs/PointField datatype constants.
@@ -107,16 +108,20 @@ class XyziCloud:
     intensity_field: str | None
     total_points: int = 0  # in the message, before subsampling
     beyond_range: int = 0  # finite points farther than max_range_m (dropped)
+    intensity_divisor: float = 1.0  # the driver's intensities were divided by this onto 0..1
 
 
 MAX_BEYOND_RANGE = 0.01  # a sensor never reports more than this fraction of points beyond its range
 
 
-def cloud_to_xyzi(msg, max_points: int = 0, max_range_m: float = np.inf) -> XyziCloud:
+def cloud_to_xyzi(
+    msg, max_points: int = 0, max_range_m: float = np.inf, intensity_full_scale: float = 0.0
+) -> XyziCloud:
     """x, y, z and intensity of every finite point within `max_range_m`, whatever the driver's field layout;
     clouds larger than `max_points` are subsampled first, so a huge cloud never gets a full-size copy.
     A cloud with more than 1% of its finite points beyond range is refused: wrong datatypes or endianness
-    decode to values no sensor produces."""
+    decode to values no sensor produces. Intensities go onto 0..1 (`intensity_full_scale`, 0 = detected per
+    scan; dataset/reflectance.py)."""
     names = [f.name for f in msg.fields]
     missing = [n for n in ("x", "y", "z") if n not in names]
     if missing:
@@ -145,7 +150,8 @@ def cloud_to_xyzi(msg, max_points: int = 0, max_range_m: float = np.inf) -> Xyzi
             f"{beyond} of {len(out)} finite points lie beyond max_range_m {max_range_m:g} m: "
             "wrong datatype or endianness, or a corrupt sensor"
         )
-    return XyziCloud(out[inside], int((~finite).sum()), inten, total, beyond)
+    points, divisor = to_reflectance(out[inside], intensity_full_scale)
+    return XyziCloud(points, int((~finite).sum()), inten, total, beyond, divisor)
 
 
 def array_to_cloud(
