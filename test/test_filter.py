@@ -400,7 +400,7 @@ def test_a_relocation_keeps_the_odometry_calibration():
     filt = BayesFilter(FilterConfig(seed=11))
     truth = Pose2D(1000.0, 1000.0, 0.5)
     filt.seed(truth, KNOWN, "test")
-    truth, _ = drive(filt, truth, 10, rng)
+    truth, _ = drive(filt, truth, 20, rng)  # established: the prior's region released (anchor_release_scans)
     filt.particles[:, 3:] = [0.97, np.radians(-0.05)]  # as if learned
     filt.predict(truth.inverse().compose(Pose2D(truth.x + 30.0, truth.y - 40.0, truth.yaw)))  # the kidnapping
     for _ in range(10):
@@ -410,3 +410,41 @@ def test_a_relocation_keeps_the_odometry_calibration():
     assert filt.divergences == 1 and np.hypot(filt.mode.x - truth.x, filt.mode.y - truth.y) < 1.0
     scale, drift = filt.calibration()
     assert scale == pytest.approx(0.97, abs=0.005) and np.degrees(drift) == pytest.approx(-0.05, abs=0.02)
+
+
+def test_a_young_belief_relocates_only_where_the_prior_and_the_odometry_allow():
+    """helsinki-dev, real orthophoto: the first scans put the belief 27 m off, inside the prior's window, then
+    scans peaking at look-alikes beyond it relocated the belief twice, 50 m from where the prior and the
+    odometry could have put the vehicle (then converged there, confidence 0.96). Until the belief has held
+    converged for anchor_release_scans scans, a place outside the prior's region moved by the odometry is not
+    one to relocate to; a place inside it that the scans keep singling out still is."""
+
+    def local(peak, sd=0.6):  # a peak with nothing around it: flat beyond a few metres, as real volumes are
+        prior, window = filt.search_window()
+        v = gaussian_volume(peak, prior, window, sd=sd, sd_yaw_deg=max(1.5, 2 * sd))
+        return ScoreVolume(np.maximum(v.logits, -12.0), prior, v.yaw_offsets, 1.0, v.centre_px)
+
+    prior = Pose2D(0.0, 0.0, 0.0)
+    truth = prior.offset(8.0, 6.0, 0.0)
+    wrong = prior.offset(-15.0, -12.0, 0.0)  # what the first scans single out, loosely: inside the window
+    outside = prior.offset(-30.0, -24.0, 0.0)  # a sharp look-alike 19 m from it that the prior rules out
+    still = Pose2D(0.0, 0.0, 0.0)  # standing: the region does not grow
+    modes = {}
+    for release in (10, 0):  # 0: no prior region
+        rng = np.random.default_rng(13)
+        filt = BayesFilter(FilterConfig(seed=13, anchor_release_scans=release))
+        filt.seed(prior, KNOWN, "initial pose")
+        path = []
+        for n in range(20):
+            filt.predict(odometry(still, rng))
+            filt.update(local(wrong, sd=3.0) if n < 4 else local(outside))
+            path.append(filt.mode)
+        modes[release] = path
+        if release:
+            assert all(max(abs(m.x - prior.x), abs(m.y - prior.y)) <= KNOWN.radius_m + 0.5 for m in path)
+            for _ in range(12):  # now the scans keep singling out the truth, inside the region
+                filt.predict(odometry(still, rng))
+                filt.update(local(truth))
+            assert np.hypot(filt.mode.x - truth.x, filt.mode.y - truth.y) < 1.0
+    # without the region the same scans take the belief to the look-alike: the test sees the failure it guards
+    assert np.hypot(modes[0][-1].x - outside.x, modes[0][-1].y - outside.y) < 1.0

@@ -151,7 +151,19 @@ def test_priors_gnss_and_relocalize():
     engine.set_initial_pose(truth, yaw_std_rad=0.1)
     truth, _, steps = drive(engine, method, truth, Pose2D(0.0, 0.0, 0.0), 6)
     assert steps[-1].publish
-    assert not engine.set_gnss(truth.x + 30.0, truth.y)  # a converged filter ignores GNSS
+    assert not engine.set_gnss(truth.x + 30.0, truth.y)  # a converged filter ignores one far fix (multipath)
+    assert not engine.set_gnss(truth.x + 1.0, truth.y)  # a fix that agrees ends the run of far ones
+    n = engine.filter.cfg.gnss_disagree_fixes
+    assert [engine.set_gnss(truth.x + 30.0, truth.y) for _ in range(n)] == [False] * (n - 1) + [True]
+    assert engine.prior().pose.x == truth.x + 30.0 and "fixes in a row" in engine.prior().source
+    assert engine.prior().window.yaw_range_rad == pytest.approx(np.radians(engine.filter.cfg.search_yaw_deg))
+    ignoring = FilteredLocalizer(method, FilterConfig(seed=4, gnss_disagree_fixes=0))
+    ignoring.set_initial_pose(truth, yaw_std_rad=0.1)
+    drive(ignoring, method, truth, Pose2D(0.0, 0.0, 0.0), 6)
+    assert ignoring.filter.state.name == "CONVERGED"
+    assert not any(ignoring.set_gnss(truth.x + 30.0, truth.y) for _ in range(20))  # 0: GNSS never overrules
+    engine.set_initial_pose(truth, yaw_std_rad=0.1)
+    truth, _, steps = drive(engine, method, truth, Pose2D(0.0, 0.0, 0.0), 6)
     assert engine.relocalize() == "" and engine.prior().window.radius_m == engine.filter.cfg.search_radius_m
 
 
@@ -244,3 +256,16 @@ def test_new_calibration_priors_redraw_the_learned_calibration():
     assert engine.diagnostics()["odometry scale"] == "1.0000"
     assert engine.diagnostics()["odometry drift deg/m"] == "+0.000"
     assert np.all(engine.filter.particles[:, 3:] == [1.0, 0.0])
+
+
+def test_diagnostics_show_the_prior_region_until_the_belief_is_established():
+    method = VolumeAt()
+    engine = FilteredLocalizer(method, FilterConfig(seed=6))
+    truth = Pose2D(10.0, -5.0, 0.2)
+    engine.set_initial_pose(truth, yaw_std_rad=0.1)
+    assert engine.diagnostics()["filter prior region"] == "+-20 m"
+    truth, odom, _ = drive(engine, method, truth, Pose2D(0.0, 0.0, 0.0), 5, step=Pose2D(4.0, 0.0, 0.0))
+    assert engine.diagnostics()["filter prior region"] == "+-22 m"  # 20 m grown by 10% of the 20 m driven
+    drive(engine, method, truth, odom, engine.filter.cfg.anchor_release_scans)
+    assert engine.filter.state.name == "CONVERGED"
+    assert engine.diagnostics()["filter prior region"] == "released"

@@ -36,6 +36,15 @@ elsewhere alone reaches up to 800); after the kidnapping it was 7 to 20000 for e
 volumes peak away from its belief for up to 17 scans in a row (it is often lost), hence the agreement of the
 peaks.
 
+Relocation and the wide search trust the scans over the prior; on real orthophotos, where the model also
+singles out look-alikes, that walked a young belief away step by step: helsinki-dev, a ray-cast drive, the first
+scans put it 27 m off (inside the prior's window), two relocations to look-alikes 50 m from where the prior and
+the odometry allowed, where it converged with confidence 0.96. So the last external prior (initial pose, GNSS,
+relocalize) stays in force as a region: its window moved by the odometry, grown by anchor_growth_per_m of the
+distance driven (the odometry's own error). Until the belief has held converged for anchor_release_scans scans
+in a row, relocations go only to places inside it and a divergence's wide search covers it, no farther; an
+established belief answers for itself (a kidnapping the odometry missed can take it anywhere).
+
 Each particle also carries its own odometry calibration: a scale on the reported translation and a heading drift
 per metre. A wheel odometry errs systematically (tyre radius, load, a yaw-rate bias), and a filter whose motion
 model trusts it runs off the evidence by the accumulated error: with the odometry of DESIGN.md section 6 (2%
@@ -123,6 +132,13 @@ class FilterConfig:
     relocate_ratio: float = 6.0  # a scan peaks elsewhere: peak density >= this x density at the belief (>= 1)
     relocate_scans: int = 4  # re-seed from the scan that makes this many such scans in a row (0: never),
     relocate_agree_m: float = 3.0  # each peak this close to the previous one moved by the odometry
+    # the last prior's window moved by the odometry, growing by this share of the distance driven: where the
+    # vehicle can be; relocations and wide searches stay inside it until the belief held converged for
+    # anchor_release_scans scans in a row (0: no such region)
+    anchor_growth_per_m: float = 0.1
+    anchor_release_scans: int = 10
+    # GNSS fixes in a row farther than search_radius_m from a converged belief that re-seed it (0: ignored)
+    gnss_disagree_fixes: int = 5
     seed: int = 0
 
 
@@ -174,11 +190,25 @@ class BayesFilter:
         self._asked: SearchWindow | None = None  # the window last asked for
         # the last scan's peak when it lay elsewhere, moved by the odometry since
         self._peak: Pose2D | None = None
+        # the last prior's region moved by the odometry (centre, half side in metres) until it is released
+        self._anchor: Pose2D | None = None
+        self._anchor_m = 0.0
+        self._held = 0  # scans in a row the belief has been converged
 
     # --- seeding -------------------------------------------------------------------------------------------
-    def seed(self, pose: Pose2D, window: SearchWindow, reason: str, state: State = State.SEARCHING) -> None:
+    def seed(
+        self,
+        pose: Pose2D,
+        window: SearchWindow,
+        reason: str,
+        state: State = State.SEARCHING,
+        external: bool = True,
+    ) -> None:
         """A prior: uniform over the window around `pose`; the next scan's volume becomes the belief. The
-        odometry calibration learned so far is kept."""
+        odometry calibration learned so far is kept. An external prior (initial pose, GNSS, a relocalize
+        request; not the filter's own wide search) also becomes the region the belief must stay in."""
+        if external and self.cfg.anchor_release_scans > 0:
+            self._anchor, self._anchor_m, self._held = pose, window.radius_m, 0
         self._keep_calibration(len(self.particles))
         self.particles, self.logw = np.empty((0, 5)), np.empty(0)
         self.mode, self._region, self.state, self.reason = pose, window, state, reason
@@ -192,16 +222,16 @@ class BayesFilter:
         yaw = np.radians(c.search_yaw_deg) if yaw_known else np.pi
         self.seed(pose, SearchWindow(c.search_radius_m, yaw), "initial pose")
 
-    def seed_gnss(self, x: float, y: float) -> bool:
-        """A GNSS fix re-seeds a filter that has not converged (heading from the belief when it has one);
-        returns whether it did."""
-        if self.state == State.CONVERGED:
+    def seed_gnss(self, x: float, y: float, overrule: str = "") -> bool:
+        """A GNSS fix re-seeds a filter that has not converged, or one whose converged belief the fixes
+        `overrule` (the reason); heading from the belief when it has one. Returns whether it did."""
+        if self.state == State.CONVERGED and not overrule:
             return False
         c = self.cfg
         known = self.mode is not None and self.state != State.WAITING and self._region is None
         yaw = self.mode.yaw if self.mode is not None else 0.0
         window = SearchWindow(c.search_radius_m, np.radians(c.search_yaw_deg) if known else np.pi)
-        self.seed(Pose2D(x, y, yaw), window, "GNSS fix")
+        self.seed(Pose2D(x, y, yaw), window, overrule or "GNSS fix")
         return True
 
     # --- predict ----------------------------------------------------------------------------------------------
@@ -212,7 +242,8 @@ class BayesFilter:
             return
         c = self.cfg
         m, d = c.motion, 0.0
-        if increment is None:
+        unknown = increment is None
+        if unknown:
             increment = Pose2D(0.0, 0.0, 0.0)
             sd = [c.unknown_motion_m] * 2 + [np.radians(c.unknown_motion_deg)]
         else:
@@ -224,6 +255,9 @@ class BayesFilter:
         self.mode = self.mode.compose(moved)
         if self._peak is not None:
             self._peak = self._peak.compose(moved)
+        if self._anchor is not None:
+            self._anchor = self._anchor.compose(moved)
+            self._anchor_m += c.unknown_motion_m if unknown else c.anchor_growth_per_m * d
         if len(self.particles) == 0:
             return
         p = self.particles
@@ -328,10 +362,24 @@ class BayesFilter:
         k, i, j = np.unravel_index(int(np.argmax(logq)), logq.shape)
         xs, ys = volume.cell_centres()
         at = Pose2D(float(xs[j]), float(ys[i]), float(wrap_angle(volume.prior.yaw + volume.yaw_offsets[k])))
+        if not self._possible(at):  # a place the last prior and the odometry rule out
+            self._elsewhere, self._peak = 0, None
+            return
         last = self._peak
         agrees = last is not None and np.hypot(at.x - last.x, at.y - last.y) <= c.relocate_agree_m
         self._elsewhere = self._elsewhere + 1 if agrees else 1
         self._peak = at
+
+    @property
+    def prior_region_m(self) -> float | None:
+        """Half side of the region the belief must stay in (the last prior's window moved by the odometry);
+        None once released or without a prior."""
+        return None if self._anchor is None else self._anchor_m
+
+    def _possible(self, pose: Pose2D) -> bool:
+        """Inside the last prior's region moved by the odometry (always, once the region is released)."""
+        a = self._anchor
+        return a is None or max(abs(pose.x - a.x), abs(pose.y - a.y)) <= self._anchor_m
 
     def _relocate(self, volume: ScoreVolume, logq: np.ndarray, floor: float, peak: float) -> None:
         """The evidence keeps singling out poses the particles do not cover (a kidnapping the odometry moved
@@ -344,6 +392,7 @@ class BayesFilter:
         )
         self._sample_from(volume, logq, floor, near=self._peak)
         self._agrees.clear()
+        self._held = 0
         self._elsewhere, self._peak = 0, None
         self._summarize()
         self.state, self.reason = State.DIVERGED, why  # the next scan's confidence decides convergence
@@ -470,14 +519,23 @@ class BayesFilter:
         if len(self._agrees) == c.diverge_window and disagreed >= c.diverge_count:
             self.divergences += 1
             why = f"diverged: {disagreed} of the last {c.diverge_window} scans disagreed with the belief"
+            centre, radius = self.mode, c.lost_radius_m
+            if self._anchor is not None:  # the wide search covers where the vehicle can be, no farther
+                centre, radius = self._anchor, min(radius, self._anchor_m)
             self.seed(
-                self.mode, SearchWindow(c.lost_radius_m, np.radians(c.lost_yaw_deg)), why, State.DIVERGED
+                centre, SearchWindow(radius, np.radians(c.lost_yaw_deg)), why, State.DIVERGED, external=False
             )
+            self._held = 0
             return
         conf = self.estimate.confidence
         if conf >= c.converged_confidence:
             self.state, self.reason = State.CONVERGED, f"confidence {format_confidence(conf)}"
-        elif self.state == State.CONVERGED:
+            self._held += 1
+            if self._held >= c.anchor_release_scans:  # an established belief answers for itself from now on
+                self._anchor = None
+            return
+        self._held = 0
+        if self.state == State.CONVERGED:
             self.state, self.reason = State.SEARCHING, f"confidence fell to {format_confidence(conf)}"
         else:
             self.reason = f"confidence {format_confidence(conf)} below {c.converged_confidence:.2f}"

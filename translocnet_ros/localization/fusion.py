@@ -70,6 +70,7 @@ class FilteredLocalizer:
         self.publish_min = publish_min
         self._odom: Pose2D | None = None  # odom -> base at the last scan that had it
         self._odom_gap = 0  # scans in a row whose odometry was missing
+        self._gnss_far = 0  # GNSS fixes in a row far from a converged belief
         self._fused = False  # some scan's evidence is in the belief (relocalize needs one)
         self._generation = 0  # bumped by every prior, so a volume scored before it is not fused after it
         self._lock = threading.Lock()
@@ -113,6 +114,8 @@ class FilteredLocalizer:
             "filter confidence": "-" if est is None else format_confidence(est.confidence),
             "filter support": "-" if not np.isfinite(f.support) else f"{f.support:.1f}",
             "filter divergences": str(f.divergences),
+            # where a young belief may go: the last prior's window moved by the odometry, until it is established
+            "filter prior region": "released" if f.prior_region_m is None else f"+-{f.prior_region_m:.0f} m",
             "odometry scale": f"{scale:.4f}",  # learned: the factor on the reported translation
             "odometry drift deg/m": f"{np.degrees(drift):+.3f}",  # learned: added to the reported heading
             "filter update ms": "-" if not np.isfinite(f.update_ms) else f"{f.update_ms:.1f}",
@@ -141,16 +144,27 @@ class FilteredLocalizer:
     def set_gnss(self, x: float, y: float) -> bool:
         """A GNSS fix re-seeds the filter when it has no belief yet, has diverged, or believes in a place
         farther than a wide search from the fix; a fix inside the belief's own search leaves the evidence
-        gathered so far in place (re-seeding on every fix would fuse nothing). Returns whether it re-seeded."""
+        gathered so far in place (re-seeding on every fix would fuse nothing). A converged belief is re-seeded
+        only when gnss_disagree_fixes fixes in a row lie that far from it: one fix tens of metres off is
+        multipath, a belief that every fix contradicts for seconds is lost (on a real orthophoto the filter
+        converged 50 m off with confidence 0.96, BENCHMARKS.md `real-sequence`). Returns whether it re-seeded."""
         with self._lock:
             f = self.filter
-            if f.state == State.CONVERGED:
-                return False
             near = f.mode is not None and max(abs(x - f.mode.x), abs(y - f.mode.y)) <= f.cfg.search_radius_m
-            if f.state == State.SEARCHING and near:
+            overrule = ""
+            if f.state == State.CONVERGED:
+                self._gnss_far = 0 if near else self._gnss_far + 1
+                if not f.cfg.gnss_disagree_fixes or self._gnss_far < f.cfg.gnss_disagree_fixes:
+                    return False
+                overrule = (
+                    f"GNSS: {self._gnss_far} fixes in a row more than {f.cfg.search_radius_m:.0f} m from the "
+                    "converged belief"
+                )
+            elif f.state == State.SEARCHING and near:
                 return False
+            self._gnss_far = 0
             self._generation += 1
-            return f.seed_gnss(x, y)
+            return f.seed_gnss(x, y, overrule)
 
     def relocalize(self) -> str:
         """A wide search around the current belief; why not ("" on success)."""

@@ -181,6 +181,30 @@ PARAMETERS: dict[str, Param] = {
     "filter.lost_yaw_deg": Param(
         _F.lost_yaw_deg, "filter: half-range of yaw after a divergence", True, 1.0, 180.0
     ),
+    "filter.anchor_growth_per_m": Param(
+        _F.anchor_growth_per_m,
+        "filter: the last prior's window (initial pose, GNSS fix) moved by the odometry grows by this share of "
+        "the distance driven; a young belief relocates and searches only inside it",
+        True,
+        0.0,
+        1.0,
+    ),
+    "filter.anchor_release_scans": Param(
+        _F.anchor_release_scans,
+        "filter: scans in a row the belief must hold converged before it may leave that region (a kidnapping); "
+        "0 = no region",
+        True,
+        0,
+        1000,
+    ),
+    "filter.gnss_disagree_fixes": Param(
+        _F.gnss_disagree_fixes,
+        "filter: GNSS fixes in a row farther than search_radius_m from a converged belief that re-seed it at "
+        "the fix; 0 = a converged filter ignores GNSS",
+        True,
+        0,
+        1000,
+    ),
     "map_frame": Param("map", "global frame of the published pose"),
     "odom_frame": Param(
         "odom",
@@ -279,6 +303,9 @@ def filter_config(values: dict) -> FilterConfig:
         unknown_motion_m=values["filter.unknown_motion_m"],
         unknown_motion_deg=values["filter.unknown_motion_deg"],
         converged_confidence=values["filter.converged_confidence"],
+        anchor_growth_per_m=values["filter.anchor_growth_per_m"],
+        anchor_release_scans=values["filter.anchor_release_scans"],
+        gnss_disagree_fixes=values["filter.gnss_disagree_fixes"],
     )
 
 

@@ -1,4 +1,5 @@
-"""`translocnet generate`: one town from a seed, or a whole documented split (train / val / test / demo)."""
+"""`translocnet generate`: one town from a seed, a whole documented split (train / val / test / demo), or a
+labelled drive ray-cast from a real site given as geometry (`--cloud`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+from translocnet_ros.synth.cloud_scene import raycast_site
 from translocnet_ros.synth.splits import SPLITS, split_towns
 from translocnet_ros.synth.styles import STYLES
 from translocnet_ros.synth.town import TownSpec, generate_town
@@ -47,6 +49,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--sun-turn-deg", type=float, default=0.0, help="turn the drawn sun azimuth by this (ablations)"
     )
     p.add_argument("--force", action="store_true", help="rebuild towns that already exist")
+    p.add_argument(
+        "--cloud",
+        type=Path,
+        metavar="SITE",
+        help="instead of a town: a labelled KITTI-layout drive of --frames scans ray-cast at street level from "
+        "SITE/cloud.ply (a coloured point cloud in the CRS of SITE/ortho.tif), sensor drawn from --seed",
+    )
+    p.add_argument(
+        "--continuous",
+        action="store_true",
+        help="with --cloud: one continuous 10 Hz drive along the site's longest open street (what `eval "
+        "--protocol sequence` needs) instead of independent poses",
+    )
 
 
 def build(jobs: list[tuple[Path, TownSpec]], force: bool) -> list[Path]:
@@ -72,6 +87,16 @@ def build(jobs: list[tuple[Path, TownSpec]], force: bool) -> list[Path]:
 
 
 def run(args) -> int:
+    if args.cloud:
+        missing = [f for f in ("cloud.ply", "ortho.tif") if not (args.cloud / f).is_file()]
+        if missing:
+            raise SystemExit(f"[generate] --cloud {args.cloud}: no {' or '.join(missing)} there")
+        try:
+            raycast_site(args.cloud, args.out, args.frames, args.seed, drive=args.continuous)
+        except ValueError as e:
+            raise SystemExit(f"[generate] --cloud {args.cloud}: {e}") from None
+        print(f"[generate] {args.out}: {args.frames} scans ray-cast from {args.cloud / 'cloud.ply'}")
+        return 0
     if args.split:
         jobs = [(args.out / name, spec) for name, spec in split_towns(args.split, args.limit)]
     else:

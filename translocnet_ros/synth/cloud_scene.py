@@ -11,11 +11,14 @@ that `KittiDrive` reads unchanged.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import trimesh
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
@@ -135,6 +138,56 @@ def raycast_drive(
     return rescan_drive(drive, out, scan_of)
 
 
+@dataclass(frozen=True)
+class StreetGrid:
+    """Where a vehicle could stand in a cloud, on a grid of cell_m cells (rows along +y, columns along +x):
+    open ground (no point above 0.4 m over the local ground in the cell) at least clearance_m from anything
+    taller and margin_m inside the cloud's extent (`ok`), the clearance itself (`free`, metres) and the
+    street's direction there (`along`, grid yaw mod pi)."""
+
+    lo: np.ndarray  # (2,) x, y of cell (0, 0)'s corner
+    cell_m: float
+    ok: np.ndarray  # (H, W) bool
+    free: np.ndarray  # (H, W) metres to the nearest tall cell
+    along: np.ndarray  # (H, W) radians
+    ground: cKDTree  # over the cloud's x, y
+    ground_z: np.ndarray  # (N,) each point's local ground height
+
+    @classmethod
+    def of(
+        cls, cloud: ColoredCloud, cell_m: float = 0.5, clearance_m: float = 2.0, margin_m: float = 15.0
+    ) -> StreetGrid:
+        """Raises ValueError when the cloud has no such place."""
+        xyz = cloud.xyz
+        ground_z = local_ground(xyz, block_m=8.0)
+        h = xyz[:, 2] - ground_z
+        lo = xyz[:, :2].min(axis=0)
+        w, hgt = (np.ceil((xyz[:, :2].max(axis=0) - lo) / cell_m).astype(int) + 1).tolist()
+        col = ((xyz[:, 0] - lo[0]) / cell_m).astype(int)
+        row = ((xyz[:, 1] - lo[1]) / cell_m).astype(int)
+        idx = row * w + col
+        seen = np.bincount(idx, minlength=w * hgt).reshape(hgt, w) > 0
+        tall = np.bincount(idx[h > 0.4], minlength=w * hgt).reshape(hgt, w) > 0
+        free = cv2.distanceTransform((~tall).astype(np.uint8), cv2.DIST_L2, 5) * cell_m
+        m = int(np.ceil(margin_m / cell_m))
+        inside = np.zeros_like(seen)
+        inside[m:-m, m:-m] = True
+        ok = seen & ~tall & (free >= clearance_m) & inside
+        if not ok.any():
+            raise ValueError("no open street-level ground in the cloud (too small, or no ground points)")
+        # the street runs across the clearance gradient; its orientation from the gradient's structure tensor,
+        # which (unlike the gradient itself) is defined on the street's centre line too
+        gy, gx = np.gradient(free)
+        jxx, jxy, jyy = (cv2.GaussianBlur(a, (0, 0), 3.0) for a in (gx * gx, gx * gy, gy * gy))
+        along = 0.5 * np.arctan2(2 * jxy, jxx - jyy) + np.pi / 2
+        return cls(lo, cell_m, ok, free, along, cKDTree(xyz[:, :2]), ground_z)
+
+    def base_z(self, x, y) -> np.ndarray:
+        """base_link height over the ground at (x, y): the median ground height of the 16 nearest points."""
+        near = self.ground.query(np.stack([x, y], 1), k=16)[1]
+        return np.median(self.ground_z[near], axis=1) + IMU_HEIGHT_M
+
+
 def street_poses(
     cloud: ColoredCloud,
     n: int,
@@ -143,56 +196,101 @@ def street_poses(
     clearance_m: float = 2.0,
     margin_m: float = 15.0,
 ) -> np.ndarray:
-    """(n, 4) base_link x, y, z, grid yaw where a vehicle could stand: open ground (no point above 0.4 m
-    over the local ground in the cell) at least clearance_m from anything taller and margin_m inside the
-    cloud's extent, facing along the open space (the street) either way. Raises ValueError when the cloud
-    has no such place."""
-    xyz = cloud.xyz
-    h = xyz[:, 2] - local_ground(xyz, block_m=8.0)
-    lo = xyz[:, :2].min(axis=0)
-    w, hgt = (np.ceil((xyz[:, :2].max(axis=0) - lo) / cell_m).astype(int) + 1).tolist()
-    col = ((xyz[:, 0] - lo[0]) / cell_m).astype(int)
-    row = ((xyz[:, 1] - lo[1]) / cell_m).astype(int)
-    idx = row * w + col
-    seen = np.bincount(idx, minlength=w * hgt).reshape(hgt, w) > 0
-    tall = np.bincount(idx[h > 0.4], minlength=w * hgt).reshape(hgt, w) > 0
-    free = cv2.distanceTransform((~tall).astype(np.uint8), cv2.DIST_L2, 5) * cell_m
-    m = int(np.ceil(margin_m / cell_m))
-    inside = np.zeros_like(seen)
-    inside[m:-m, m:-m] = True
-    ok = np.flatnonzero(seen & ~tall & (free >= clearance_m) & inside)
-    if ok.size == 0:
-        raise ValueError("no open street-level ground in the cloud (too small, or no ground points)")
+    """(n, 4) independent base_link x, y, z, grid yaw where a vehicle could stand (StreetGrid.ok), facing along
+    the open space (the street) either way. Raises ValueError when the cloud has no such place."""
+    grid = StreetGrid.of(cloud, cell_m, clearance_m, margin_m)
+    ok = np.flatnonzero(grid.ok)
     cells = rng.choice(ok, n, replace=ok.size < n)
-    r, c = np.divmod(cells, w)
-    x = lo[0] + (c + rng.uniform(0, 1, n)) * cell_m
-    y = lo[1] + (r + rng.uniform(0, 1, n)) * cell_m
-    # the street runs across the clearance gradient; its orientation from the gradient's structure tensor,
-    # which (unlike the gradient itself) is defined on the street's centre line too
-    gy, gx = np.gradient(free)
-    jxx, jxy, jyy = (cv2.GaussianBlur(a, (0, 0), 3.0) for a in (gx * gx, gx * gy, gy * gy))
-    across = 0.5 * np.arctan2(2 * jxy[r, c], jxx[r, c] - jyy[r, c])
-    yaw = across + np.pi / 2 + rng.choice([0.0, np.pi], n) + rng.normal(0, 0.15, n)
+    r, c = np.divmod(cells, grid.ok.shape[1])
+    x = grid.lo[0] + (c + rng.uniform(0, 1, n)) * cell_m
+    y = grid.lo[1] + (r + rng.uniform(0, 1, n)) * cell_m
+    yaw = grid.along[r, c] + rng.choice([0.0, np.pi], n) + rng.normal(0, 0.15, n)
     yaw = np.mod(yaw + np.pi, 2 * np.pi) - np.pi
-    near = cKDTree(xyz[:, :2]).query(np.stack([x, y], 1), k=16)[1]
-    z = np.median(np.take(xyz[:, 2] - h, near), axis=1) + IMU_HEIGHT_M
-    return np.stack([x, y, z, yaw], 1)
+    return np.stack([x, y, grid.base_z(x, y), yaw], 1)
 
 
-def raycast_site(site: Path, out: Path, n_frames: int = 200, seed: int = 0, progress: bool = True) -> Path:
+def street_drive(
+    cloud: ColoredCloud,
+    n: int,
+    rng: np.random.Generator,
+    step_m: float = 0.8,
+    cell_m: float = 0.5,
+    clearance_m: float = 2.0,
+    margin_m: float = 15.0,
+) -> np.ndarray:
+    """(n, 4) base_link x, y, z, grid yaw of one continuous drive through the open street space, step_m apart
+    (at 10 Hz, 10 step_m m/s), for the `sequence` protocol on a site given as geometry. The route is the longest
+    one in the largest connected open area (StreetGrid.ok): from the cell farthest from a random start to the
+    cell farthest from that, the shortest way with the middle of the street preferred, smoothed; a drive longer
+    than the route turns round at its end and comes back. Raises ValueError when the cloud has no open street."""
+    grid = StreetGrid.of(cloud, cell_m, clearance_m, margin_m)
+    count, labels = cv2.connectedComponents(grid.ok.astype(np.uint8), connectivity=8)
+    largest = 1 + int(np.argmax(np.bincount(labels.ravel(), minlength=count)[1:]))
+    cells = np.flatnonzero(labels.ravel() == largest)
+    index = np.full(labels.size, -1)
+    index[cells] = np.arange(len(cells))
+    h, w = labels.shape
+    r, c = np.divmod(cells, w)
+    rows, cols, costs = [], [], []
+    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        rr, cc = r + dr, c + dc
+        inside = (rr < h) & (cc >= 0) & (cc < w)
+        j = np.full(len(cells), -1)
+        j[inside] = index[rr[inside] * w + cc[inside]]
+        k = j >= 0
+        # metres, dearer near obstacles: the route keeps to the middle of the street
+        mid = 0.5 * (grid.free[r[k], c[k]] + grid.free[rr[k], cc[k]])
+        (
+            rows.append(np.flatnonzero(k)),
+            cols.append(j[k]),
+            costs.append(np.hypot(dr, dc) * cell_m * (1 + 4 / mid)),
+        )
+    graph = csr_matrix(
+        (np.concatenate(costs), (np.concatenate(rows), np.concatenate(cols))), (len(cells),) * 2
+    )
+    far = dijkstra(graph, directed=False, indices=int(rng.integers(len(cells))))
+    a = int(np.argmax(np.where(np.isfinite(far), far, -1)))
+    dist, pred = dijkstra(graph, directed=False, indices=a, return_predecessors=True)
+    route = [int(np.argmax(np.where(np.isfinite(dist), dist, -1)))]
+    while pred[route[-1]] >= 0:
+        route.append(int(pred[route[-1]]))
+    if rng.random() < 0.5:
+        route.reverse()
+    xy = grid.lo + (np.column_stack([c[route], r[route]]) + 0.5) * cell_m
+    if len(xy) > 5:  # the grid's staircase smoothed, the ends kept
+        xy[2:-2] = cv2.blur(xy[:, None, :], (1, 5), borderType=cv2.BORDER_REPLICATE)[2:-2, 0]
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
+    if arc[-1] < step_m:
+        raise ValueError("the open street space in the cloud is too small for a drive")
+    s = np.arange(n) * step_m % (2 * arc[-1])
+    back = s > arc[-1]
+    s = np.where(back, 2 * arc[-1] - s, s)
+    x, y = np.interp(s, arc, xy[:, 0]), np.interp(s, arc, xy[:, 1])
+    ahead = np.minimum(s + 0.5 * step_m, arc[-1]), np.maximum(s - 0.5 * step_m, 0)
+    tx = np.interp(ahead[0], arc, xy[:, 0]) - np.interp(ahead[1], arc, xy[:, 0])
+    ty = np.interp(ahead[0], arc, xy[:, 1]) - np.interp(ahead[1], arc, xy[:, 1])
+    yaw = np.arctan2(ty, tx) + np.where(back, np.pi, 0.0)
+    yaw = np.mod(yaw + np.pi, 2 * np.pi) - np.pi
+    return np.column_stack([x, y, grid.base_z(x, y), yaw])
+
+
+def raycast_site(
+    site: Path, out: Path, n_frames: int = 200, seed: int = 0, progress: bool = True, drive: bool = False
+) -> Path:
     """A labelled KITTI-layout drive of n_frames scans ray-cast at random street-level poses of a site given
-    as geometry (`site/cloud.ply`, in the CRS of `site/ortho.tif`), with a sensor drawn like the synthetic
-    towns' (range, dropout, reflectance response). Built once: an existing drive made with the same
-    arguments is reused."""
+    as geometry (`site/cloud.ply`, in the CRS of `site/ortho.tif`), or with `drive` along one continuous
+    drive through its streets at 10 Hz (`street_drive`: what the `sequence` protocol needs), with a sensor
+    drawn like the synthetic towns' (range, dropout, reflectance response). Built once: an existing drive
+    made with the same arguments is reused."""
     site, out = Path(site), Path(out)
-    recipe = {"site": site.name, "n_frames": n_frames, "seed": seed}
+    recipe = {"site": site.name, "n_frames": n_frames, "seed": seed} | ({"drive": True} if drive else {})
     stamp = out / "raycast.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == recipe:
         return out
     rng = np.random.default_rng(seed)
     cloud = read_ply(site / "cloud.ply")
     frame = MapFrame.from_any(GeoTiffSource(site / "ortho.tif").crs)
-    poses = street_poses(cloud, n_frames, rng)
+    poses = (street_drive if drive else street_poses)(cloud, n_frames, rng)
     scene = CloudScene(cloud)
     sim = scene.simulator(sample_sensor(rng))
     base_from_velo = rigid_inverse(KITTI_T_IMU_TO_VELO)
