@@ -35,7 +35,7 @@ from benchmarks.sequence import converged_scores, hard_frames  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors  # noqa: E402
 from translocnet_ros.evaluation.protocol import run_protocol, write_frames_csv  # noqa: E402
-from translocnet_ros.evaluation.sequence import run_sequence, score_sequence  # noqa: E402
+from translocnet_ros.evaluation.sequence import CONVERGED_FROM, run_sequence, score_sequence  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.methods import make_method  # noqa: E402
 from translocnet_ros.synth.cloud_scene import raycast_site  # noqa: E402
@@ -55,8 +55,8 @@ LABELS = {
 
 
 def run_site(label: str, site: Path, drive: Path, out: Path) -> dict:
-    """Per run, (ground truth (N, 3), estimates (N, 3), results) on the site's drive, plus the sequence
-    summary."""
+    """The method, per run (dead reckoning, known, sequence) the (ground truth (N, 3), per-frame results) on the
+    site's drive, and the sequence summary."""
     name, model_of = METHODS[label]
     method = make_method(name, model_path=model_of(site, out) if model_of else None)
     src, kitti = GeoTiffSource(site / "ortho.tif"), KittiDrive(drive)
@@ -93,8 +93,10 @@ def figure(site_runs: dict, drives: dict, path: Path, label: str) -> None:
         centre, half = gt[:, :2].mean(axis=0), np.ptp(gt[:, :2], axis=0).max() / 2 + 25
         ax.set_xlim(centre[0] - half, centre[0] + half)
         ax.set_ylim(centre[1] - half, centre[1] + half)
-        e = frame_errors(gt, s)["position"][10:]
-        ax.set_title(f"{site.name}: {label} sequence {e.mean():.1f} m mean from frame 10", fontsize=9)
+        e = frame_errors(gt, s)["position"][CONVERGED_FROM:]
+        ax.set_title(
+            f"{site.name}: {label} sequence {e.mean():.1f} m mean from frame {CONVERGED_FROM + 1}", fontsize=9
+        )
         ax.set_xticks([]), ax.set_yticks([])
     np.atleast_1d(axes)[0].legend(loc="lower left", fontsize=7)
     fig.tight_layout()
@@ -119,11 +121,11 @@ def main() -> int:
     for label in args.methods:
         site_runs = {site.name: run_site(label, site, drive, args.out) for site, drive in drives.items()}
         method = next(iter(site_runs.values()))["method"]
-        zero = [(0.0, 0.0)] * len(drives)
+        zero = [(0.0, 0.0)] * len(drives)  # no georegistration offset to remove: not known on real sites
+        sums = [r["summary"] for r in site_runs.values()]
         for run in RUNS:
             parts = [r["parts"][run] for r in site_runs.values()]
             conv = converged_scores(parts, zero, method)[0]
-            sums = [r["summary"] for r in site_runs.values()]
             extra = (
                 {
                     "first_fix": [s["first_fix_frame"] for s in sums],
@@ -133,7 +135,8 @@ def main() -> int:
                 else {}
             )
             site_means = [
-                float(frame_errors(gt, estimates(res))["position"][10:].mean()) for gt, res in parts
+                float(frame_errors(gt, estimates(res))["position"][CONVERGED_FROM:].mean())
+                for gt, res in parts
             ]
             rows.append((label, run, conv, site_means, extra))
             print(

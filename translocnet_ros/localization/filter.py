@@ -208,7 +208,8 @@ class BayesFilter:
         odometry calibration learned so far is kept. An external prior (initial pose, GNSS, a relocalize
         request; not the filter's own wide search) also becomes the region the belief must stay in."""
         if external and self.cfg.anchor_release_scans > 0:
-            self._anchor, self._anchor_m, self._held = pose, window.radius_m, 0
+            self._anchor, self._anchor_m = pose, window.radius_m
+        self._held = 0
         self._keep_calibration(len(self.particles))
         self.particles, self.logw = np.empty((0, 5)), np.empty(0)
         self.mode, self._region, self.state, self.reason = pose, window, state, reason
@@ -525,7 +526,6 @@ class BayesFilter:
             self.seed(
                 centre, SearchWindow(radius, np.radians(c.lost_yaw_deg)), why, State.DIVERGED, external=False
             )
-            self._held = 0
             return
         conf = self.estimate.confidence
         if conf >= c.converged_confidence:

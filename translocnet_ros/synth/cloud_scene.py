@@ -209,21 +209,10 @@ def street_poses(
     return np.stack([x, y, grid.base_z(x, y), yaw], 1)
 
 
-def street_drive(
-    cloud: ColoredCloud,
-    n: int,
-    rng: np.random.Generator,
-    step_m: float = 0.8,
-    cell_m: float = 0.5,
-    clearance_m: float = 2.0,
-    margin_m: float = 15.0,
-) -> np.ndarray:
-    """(n, 4) base_link x, y, z, grid yaw of one continuous drive through the open street space, step_m apart
-    (at 10 Hz, 10 step_m m/s), for the `sequence` protocol on a site given as geometry. The route is the longest
-    one in the largest connected open area (StreetGrid.ok): from the cell farthest from a random start to the
-    cell farthest from that, the shortest way with the middle of the street preferred, smoothed; a drive longer
-    than the route turns round at its end and comes back. Raises ValueError when the cloud has no open street."""
-    grid = StreetGrid.of(cloud, cell_m, clearance_m, margin_m)
+def _longest_route(grid: StreetGrid, rng: np.random.Generator) -> np.ndarray:
+    """(M, 2) x, y of the cells of the longest route in the largest connected open area of `grid`: from the cell
+    farthest from a random start to the cell farthest from that, the shortest way with the middle of the
+    street preferred, in a random direction."""
     count, labels = cv2.connectedComponents(grid.ok.astype(np.uint8), connectivity=8)
     largest = 1 + int(np.argmax(np.bincount(labels.ravel(), minlength=count)[1:]))
     cells = np.flatnonzero(labels.ravel() == largest)
@@ -240,11 +229,9 @@ def street_drive(
         k = j >= 0
         # metres, dearer near obstacles: the route keeps to the middle of the street
         mid = 0.5 * (grid.free[r[k], c[k]] + grid.free[rr[k], cc[k]])
-        (
-            rows.append(np.flatnonzero(k)),
-            cols.append(j[k]),
-            costs.append(np.hypot(dr, dc) * cell_m * (1 + 4 / mid)),
-        )
+        rows.append(np.flatnonzero(k))
+        cols.append(j[k])
+        costs.append(np.hypot(dr, dc) * grid.cell_m * (1 + 4 / mid))
     graph = csr_matrix(
         (np.concatenate(costs), (np.concatenate(rows), np.concatenate(cols))), (len(cells),) * 2
     )
@@ -256,7 +243,24 @@ def street_drive(
         route.append(int(pred[route[-1]]))
     if rng.random() < 0.5:
         route.reverse()
-    xy = grid.lo + (np.column_stack([c[route], r[route]]) + 0.5) * cell_m
+    return grid.lo + (np.column_stack([c[route], r[route]]) + 0.5) * grid.cell_m
+
+
+def street_drive(
+    cloud: ColoredCloud,
+    n: int,
+    rng: np.random.Generator,
+    step_m: float = 0.8,
+    cell_m: float = 0.5,
+    clearance_m: float = 2.0,
+    margin_m: float = 15.0,
+) -> np.ndarray:
+    """(n, 4) base_link x, y, z, grid yaw of one continuous drive through the open street space, step_m apart
+    (at 10 Hz, 10 step_m m/s), for the `sequence` protocol on a site given as geometry: along the longest route
+    (`_longest_route`), smoothed; a drive longer than the route turns round at its end and comes back. Raises
+    ValueError when the cloud has no open street."""
+    grid = StreetGrid.of(cloud, cell_m, clearance_m, margin_m)
+    xy = _longest_route(grid, rng)
     if len(xy) > 5:  # the grid's staircase smoothed, the ends kept
         xy[2:-2] = cv2.blur(xy[:, None, :], (1, 5), borderType=cv2.BORDER_REPLICATE)[2:-2, 0]
     arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
