@@ -188,22 +188,15 @@ class StreetGrid:
         return np.median(self.ground_z[near], axis=1) + IMU_HEIGHT_M
 
 
-def street_poses(
-    cloud: ColoredCloud,
-    n: int,
-    rng: np.random.Generator,
-    cell_m: float = 0.5,
-    clearance_m: float = 2.0,
-    margin_m: float = 15.0,
-) -> np.ndarray:
+def street_poses(cloud: ColoredCloud, n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, 4) independent base_link x, y, z, grid yaw where a vehicle could stand (StreetGrid.ok), facing along
     the open space (the street) either way. Raises ValueError when the cloud has no such place."""
-    grid = StreetGrid.of(cloud, cell_m, clearance_m, margin_m)
+    grid = StreetGrid.of(cloud)
     ok = np.flatnonzero(grid.ok)
     cells = rng.choice(ok, n, replace=ok.size < n)
     r, c = np.divmod(cells, grid.ok.shape[1])
-    x = grid.lo[0] + (c + rng.uniform(0, 1, n)) * cell_m
-    y = grid.lo[1] + (r + rng.uniform(0, 1, n)) * cell_m
+    x = grid.lo[0] + (c + rng.uniform(0, 1, n)) * grid.cell_m
+    y = grid.lo[1] + (r + rng.uniform(0, 1, n)) * grid.cell_m
     yaw = grid.along[r, c] + rng.choice([0.0, np.pi], n) + rng.normal(0, 0.15, n)
     yaw = np.mod(yaw + np.pi, 2 * np.pi) - np.pi
     return np.stack([x, y, grid.base_z(x, y), yaw], 1)
@@ -246,20 +239,12 @@ def _longest_route(grid: StreetGrid, rng: np.random.Generator) -> np.ndarray:
     return grid.lo + (np.column_stack([c[route], r[route]]) + 0.5) * grid.cell_m
 
 
-def street_drive(
-    cloud: ColoredCloud,
-    n: int,
-    rng: np.random.Generator,
-    step_m: float = 0.8,
-    cell_m: float = 0.5,
-    clearance_m: float = 2.0,
-    margin_m: float = 15.0,
-) -> np.ndarray:
+def street_drive(cloud: ColoredCloud, n: int, rng: np.random.Generator, step_m: float = 0.8) -> np.ndarray:
     """(n, 4) base_link x, y, z, grid yaw of one continuous drive through the open street space, step_m apart
     (at 10 Hz, 10 step_m m/s), for the `sequence` protocol on a site given as geometry: along the longest route
     (`_longest_route`), smoothed; a drive longer than the route turns round at its end and comes back. Raises
     ValueError when the cloud has no open street."""
-    grid = StreetGrid.of(cloud, cell_m, clearance_m, margin_m)
+    grid = StreetGrid.of(cloud)
     xy = _longest_route(grid, rng)
     if len(xy) > 5:  # the grid's staircase smoothed, the ends kept
         xy[2:-2] = cv2.blur(xy[:, None, :], (1, 5), borderType=cv2.BORDER_REPLICATE)[2:-2, 0]
