@@ -181,3 +181,14 @@ def test_dihedral_samples_turn_imagery_and_target_together(small_town):
         assert b["target"][0].item() == (SampleConfig().yaw_bins - 1 - kb if m else kb)
         assert np.isclose(float(b["true_yaw"]), t.yaw(float(a["true_yaw"])), atol=1e-5)
     assert len(found) >= 3  # several turns drawn
+
+
+def test_harsh_sun_training_draws_the_train_towns_so_and_keeps_the_val_towns(tmp_path):
+    from translocnet_ros.model.train import split_jobs
+
+    train, val = split_jobs(tmp_path, 3, 2, harsh_sun=True)
+    assert [p.parent for p, _ in train + val] == [tmp_path] * 5
+    assert all(s.harsh_sun for _, s in train) and not any(s.harsh_sun for _, s in val)
+    plain, _ = split_jobs(tmp_path, 3, 2)
+    assert [p for p, _ in plain] == [p for p, _ in train]  # same towns, same folders: only the sun differs
+    assert not any(s.harsh_sun for _, s in plain)

@@ -423,8 +423,8 @@ def test_knobs_for_true_orthos_and_the_plain_sensor():
 
 
 def test_shadow_knobs_change_only_the_imagery_shadows(tmp_path):
-    """--no-shadows and --sun-turn-deg (the shadow-bias ablation) keep every other random draw: same scans,
-    same town; only the orthophoto's shadows differ."""
+    """--no-shadows, --sun-turn-deg (the shadow-bias ablation) and --harsh-sun keep every other random draw:
+    same scans, same town; only the orthophoto's shadows differ."""
     spec = TownSpec(seed=11, style="downtown", size_m=250.0, n_frames=2, n_moving_cars=0)
     towns = {
         name: generate_town(replace(spec, **kw), tmp_path / name, progress=False)
@@ -432,12 +432,16 @@ def test_shadow_knobs_change_only_the_imagery_shadows(tmp_path):
             ("as_drawn", {}),
             ("no_shadows", {"shadows": False}),
             ("turned", {"sun_turn_deg": 180.0}),
+            ("harsh", {"harsh_sun": True}),
         ]
     }
     meta = {k: json.loads((t / "town.json").read_text())["imagery"] for k, t in towns.items()}
     assert meta["no_shadows"]["shadow_strength"] == 0.0 < meta["as_drawn"]["shadow_strength"]
     turn = (meta["turned"]["sun_azimuth_deg"] - meta["as_drawn"]["sun_azimuth_deg"]) % 360
     assert turn == pytest.approx(180.0, abs=0.2)
+    harsh = meta["harsh"]
+    assert 20 <= harsh["sun_elevation_deg"] <= 45 and 0.6 <= harsh["shadow_strength"] <= 0.9
+    assert harsh["sun_azimuth_deg"] == meta["as_drawn"]["sun_azimuth_deg"]
     for t in towns.values():
         assert digest(t / "drive_00") == digest(towns["as_drawn"] / "drive_00")
     ortho = {}
@@ -445,6 +449,9 @@ def test_shadow_knobs_change_only_the_imagery_shadows(tmp_path):
         with rasterio.open(t / "ortho.tif") as ds:
             ortho[k] = ds.read().astype(float).mean(0)
     assert ortho["no_shadows"].mean() > ortho["as_drawn"].mean() + 1.0  # shadows darken the image
+    # this seed draws a high sun and light shadows (63 deg, 0.54): the harsh sun's are longer and darker
+    assert harsh["sun_elevation_deg"] < meta["as_drawn"]["sun_elevation_deg"]
+    assert ortho["harsh"].mean() < ortho["as_drawn"].mean() - 1.0
     # turning the sun moves the shadows: the images differ about as much as with and without shadows
     assert (
         np.abs(ortho["turned"] - ortho["as_drawn"]).mean()

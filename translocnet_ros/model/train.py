@@ -47,6 +47,13 @@ LOG_FIELDS = [
 ]
 
 
+def split_jobs(data: Path, n_train: int | None, n_val: int | None, harsh_sun: bool = False):
+    """(folder, spec) of the train and val towns: the train towns drawn as asked, the val towns always as the
+    split defines them, so that every training run is selected on the same towns."""
+    train = [(data / n, replace(s, harsh_sun=harsh_sun)) for n, s in split_towns("train", n_train)]
+    return train, [(data / n, s) for n, s in split_towns("val", n_val)]
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=Path("data/synth"), help="folder holding the train/val towns")
     p.add_argument("--out", type=Path, default=Path("runs/train/translocnet"))
@@ -140,6 +147,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=20,
         help="each extra drive's frames count this many times per epoch",
+    )
+    p.add_argument(
+        "--harsh-sun",
+        action="store_true",
+        help="the train towns drawn with `generate --harsh-sun` (a low sun, near-black shadows), val unchanged; "
+        "give them their own --data folder (towns drawn otherwise are re-generated in place)",
     )
     p.add_argument("--train-towns", type=int, default=None, help="use only the first N train towns")
     p.add_argument("--val-towns", type=int, default=None)
@@ -282,8 +295,7 @@ def run(args) -> int:
         scfg = replace(scfg, palette_prob=0.7, intensity_drop_prob=0.5, color_jitter=0.25)
     if args.subcell_weight > 0:  # the truth anywhere inside its cell
         scfg = replace(scfg, misregistration_m=0.5 * mcfg.out_m_per_px)
-    train_towns = [(args.data / n, s) for n, s in split_towns("train", args.train_towns)]
-    val_towns = [(args.data / n, s) for n, s in split_towns("val", args.val_towns)]
+    train_towns, val_towns = split_jobs(args.data, args.train_towns, args.val_towns, args.harsh_sun)
     build(train_towns + val_towns, force=False)
     synth = [d for t, _ in train_towns for d in town_drives(t)]
     extra = [parse_extra(spec) for spec in args.extra_drive] + [
@@ -332,6 +344,7 @@ def run(args) -> int:
         "infonce_weight": args.infonce_weight,
         "data": args.data.name,
         "generator": GENERATOR_VERSION,
+        "harsh_sun": args.harsh_sun,
         "train_towns": [t.name for t, _ in train_towns],
         "val_towns": [t.name for t, _ in val_towns],
         "steps": args.steps,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from translocnet_ros.synth.cloud_scene import raycast_site
@@ -14,7 +15,7 @@ from translocnet_ros.synth.styles import STYLES
 from translocnet_ros.synth.town import TownSpec, generate_town
 
 # TownSpec fields added after towns were generated, with their defaults (a town.json without them)
-LATER_OPTIONS = {k: getattr(TownSpec, k) for k in ("shadows", "sun_turn_deg")}
+LATER_OPTIONS = {k: getattr(TownSpec, k) for k in ("shadows", "sun_turn_deg", "harsh_sun")}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,6 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-shadows", action="store_true", help="imagery without cast shadows (ablations)")
     p.add_argument(
         "--sun-turn-deg", type=float, default=0.0, help="turn the drawn sun azimuth by this (ablations)"
+    )
+    p.add_argument(
+        "--harsh-sun",
+        action="store_true",
+        help="a low sun and near-black shadows, as in real orthophotos flown at high latitudes (also with --split)",
     )
     p.add_argument("--force", action="store_true", help="rebuild towns that already exist")
     p.add_argument(
@@ -98,7 +104,10 @@ def run(args) -> int:
         print(f"[generate] {args.out}: {args.frames} scans ray-cast from {args.cloud / 'cloud.ply'}")
         return 0
     if args.split:
-        jobs = [(args.out / name, spec) for name, spec in split_towns(args.split, args.limit)]
+        jobs = [
+            (args.out / name, replace(spec, harsh_sun=args.harsh_sun))
+            for name, spec in split_towns(args.split, args.limit)
+        ]
     else:
         spec = TownSpec(
             seed=args.seed,
@@ -112,6 +121,7 @@ def run(args) -> int:
             sensor_variety=not args.plain_sensor,
             shadows=not args.no_shadows,
             sun_turn_deg=args.sun_turn_deg,
+            harsh_sun=args.harsh_sun,
         )
         jobs = [(args.out, spec)]
     build(jobs, args.force)

@@ -70,6 +70,9 @@ class TownSpec:
     sensor_variety: bool = True  # False: every drive uses the plain HDL-64E model (smoke tests, ablations)
     shadows: bool = True  # False: no cast shadows in the imagery (ablations: what the model reads in them)
     sun_turn_deg: float = 0.0  # the drawn sun azimuth turned by this, its shadows with it (ablations)
+    # True: a low sun and dark shadows (20-45 deg high, 60-90% dark; drawn apart, every other draw shared), the
+    # long, near-black shadows of real orthophotos flown at high latitudes (docs/real_gap.md)
+    harsh_sun: bool = False
     generator: int = GENERATOR_VERSION
 
 
@@ -141,6 +144,9 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
                 cars.append(beside)
         drives.append((traj, traffic))
     look = sample_look(rng, style.name, spec.size_m, spec.wild_appearance, spec.max_lean)
+    if spec.harsh_sun:
+        sun = np.random.default_rng([spec.seed, 1])
+        look = replace(look, sun_elev=np.radians(sun.uniform(20, 45)), shadow_strength=sun.uniform(0.6, 0.9))
     look = replace(  # the ablations change the look after its draws, so every other draw is shared
         look,
         sun_az=look.sun_az + np.radians(spec.sun_turn_deg),
