@@ -50,7 +50,7 @@ LOG_FIELDS = [
 def split_jobs(data: Path, n_train: int | None, n_val: int | None, harsh_sun: bool = False):
     """(folder, spec) of the train and val towns: the train towns drawn as asked, the val towns always as the
     split defines them, so that every training run is selected on the same towns."""
-    train = [(data / n, replace(s, harsh_sun=harsh_sun)) for n, s in split_towns("train", n_train)]
+    train = [(data / n, s) for n, s in split_towns("train", n_train, harsh_sun)]
     return train, [(data / n, s) for n, s in split_towns("val", n_val)]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from translocnet_ros.synth.cloud_scene import raycast_site
@@ -104,10 +103,7 @@ def run(args) -> int:
         print(f"[generate] {args.out}: {args.frames} scans ray-cast from {args.cloud / 'cloud.ply'}")
         return 0
     if args.split:
-        jobs = [
-            (args.out / name, replace(spec, harsh_sun=args.harsh_sun))
-            for name, spec in split_towns(args.split, args.limit)
-        ]
+        jobs = [(args.out / name, spec) for name, spec in split_towns(args.split, args.limit, args.harsh_sun)]
     else:
         spec = TownSpec(
             seed=args.seed,

@@ -23,8 +23,8 @@ SPLITS = {
 assert set(STYLE_ORDER) == set(STYLES)
 
 
-def split_towns(split: str, limit: int | None = None) -> list[tuple[str, TownSpec]]:
-    """(folder name, spec) of every town in a split, styles cycling."""
+def split_towns(split: str, limit: int | None = None, harsh_sun: bool = False) -> list[tuple[str, TownSpec]]:
+    """(folder name, spec) of every town in a split, styles cycling; `harsh_sun`: drawn with a low sun."""
     first, n, size, frames, drives = SPLITS[split]
     out = []
     for k in range(n if limit is None else min(n, limit)):
@@ -40,6 +40,7 @@ def split_towns(split: str, limit: int | None = None) -> list[tuple[str, TownSpe
                     n_frames=frames,
                     n_drives=drives,
                     wild_appearance=WILD_APPEARANCE.get(split, 0.0),
+                    harsh_sun=harsh_sun,
                 ),
             )
         )
