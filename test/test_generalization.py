@@ -5,12 +5,14 @@ from dataclasses import replace
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.data import SampleConfig, TownFrames, augment_scan, repaint, town_drives
 from translocnet_ros.model.network import TransLocNet
 from translocnet_ros.model.views import WorldTurn
+from translocnet_ros.synth.town import SHADOW_FREE_ORTHO
 
 CFG = ModelConfig(width=8, match_dim=8, attn_dim=16, attn_heads=2)
 
@@ -192,3 +194,87 @@ def test_harsh_sun_training_draws_the_train_towns_so_and_keeps_the_val_towns(tmp
     plain, _ = split_jobs(tmp_path, 3, 2)
     assert [p for p, _ in plain] == [p for p, _ in train]  # same towns, same folders: only the sun differs
     assert not any(s.harsh_sun for _, s in plain)
+
+
+def _twin_frames(town, tmp_path, twin_image=None, **sample):
+    """The town's frames with a shadow-free twin beside its orthophoto: a copy of it, or `twin_image`."""
+    import shutil
+
+    import rasterio
+
+    copy = tmp_path / "town"
+    shutil.copytree(town, copy)
+    if twin_image is None:
+        shutil.copy(copy / "ortho.tif", copy / SHADOW_FREE_ORTHO)
+    else:
+        with rasterio.open(copy / "ortho.tif") as ds:
+            profile, img = ds.profile, ds.read()
+        with rasterio.open(copy / SHADOW_FREE_ORTHO, "w", **profile) as ds:
+            ds.write(twin_image(img))
+    cfg = replace(SampleConfig(), shadow_twin=True, palette_prob=1.0, blur_prob=1.0, **sample)
+    return TownFrames(town_drives(copy), CFG, cfg, seed=3)
+
+
+def test_shadow_twin_patches_share_crop_augmentation_and_turn(small_town, tmp_path):
+    """The twin is cut at the same window and recoloured and turned with the same draws: a twin identical to
+    the orthophoto comes back identical under every augmentation; a darker twin stays darker; and the plain
+    sample's draws are those of a run without twins."""
+    same = _twin_frames(small_town, tmp_path / "a", dihedral_prob=0.5)
+    plain = TownFrames(
+        town_drives(small_town),
+        CFG,
+        replace(SampleConfig(), palette_prob=1.0, blur_prob=1.0, dihedral_prob=0.5),
+        seed=3,
+    )
+    for index in range(6):
+        s, p = same[index], plain[index]
+        assert bool(s["has_twin"]) and torch.equal(s["twin"], s["aerial"])
+        assert torch.equal(s["aerial"], p["aerial"]) and torch.equal(s["target"], p["target"])
+    dark = _twin_frames(small_town, tmp_path / "b", twin_image=lambda img: (img * 0.5).astype(np.uint8))
+    for index in range(6):
+        s = dark[index]
+        assert s["twin"].float().mean() < s["aerial"].float().mean() - 5
+
+
+def test_shadow_consistency_is_zero_for_identical_renderings_and_trains_the_aerial_side(small_town, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from translocnet_ros.model.train import batch_losses
+
+    torch.manual_seed(0)
+    net = TransLocNet(CFG)
+    batch = next(iter(DataLoader(_twin_frames(small_town, tmp_path / "a"), batch_size=2)))
+    *_, shadow = batch_losses(net, batch, 0.0, None, shadow_weight=1.0)
+    assert shadow.item() == pytest.approx(0.0, abs=1e-5)
+
+    flipped = dict(batch, twin=batch["twin"].flip(-1))  # another picture: the features disagree
+    total, nll, _, shadow = batch_losses(net, flipped, 0.0, None, shadow_weight=1.0)
+    assert shadow.item() > 0.01 and total.item() == pytest.approx((nll + shadow).item(), rel=1e-5)
+    shadow.backward()
+    grads = {n for n, p in net.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert any(n.startswith("aerial_encoder") for n in grads)
+    unpaired = dict(flipped, has_twin=torch.zeros(2, dtype=torch.bool))  # real drives carry no twin
+    assert batch_losses(net, unpaired, 0.0, None, shadow_weight=1.0)[3].item() == 0.0
+
+
+def test_shadow_consistency_against_a_frozen_teacher(small_town, tmp_path):
+    """--shadow-target init: the target is a frozen copy's view of the shadow-free twin; the student alone learns."""
+    import copy
+
+    from torch.utils.data import DataLoader
+
+    from translocnet_ros.model.train import batch_losses
+
+    torch.manual_seed(1)
+    net = TransLocNet(CFG).eval()  # eval: the same normalization as the teacher's
+    teacher = copy.deepcopy(net).requires_grad_(False)
+    batch = next(iter(DataLoader(_twin_frames(small_town, tmp_path / "a"), batch_size=2)))
+    assert batch_losses(net, batch, 0.0, None, shadow_weight=1.0, teacher=teacher)[3].item() == pytest.approx(
+        0.0, abs=1e-5
+    )
+    flipped = dict(batch, twin=batch["twin"].flip(-1))
+    shadow = batch_losses(net, flipped, 0.0, None, shadow_weight=1.0, teacher=teacher)[3]
+    assert shadow.item() > 0.01
+    shadow.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.aerial_encoder.parameters())
+    assert all(p.grad is None for p in teacher.parameters())

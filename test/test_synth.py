@@ -17,7 +17,7 @@ from translocnet_ros.synth.lidar import LidarModel, LidarSimulator, sample_senso
 from translocnet_ros.synth.meshing import MeshBuilder, add_box, scene_mesh, terrain_mesh
 from translocnet_ros.synth.render import OrthoRenderer
 from translocnet_ros.synth.styles import ASPHALT, CANOPY, GRASS, HEDGE, PAVEMENT, STYLES, WALL
-from translocnet_ros.synth.town import TownSpec, generate_town
+from translocnet_ros.synth.town import TownSpec, generate_town, write_shadow_free_twin
 
 
 def digest(folder):
@@ -457,3 +457,9 @@ def test_shadow_knobs_change_only_the_imagery_shadows(tmp_path):
         np.abs(ortho["turned"] - ortho["as_drawn"]).mean()
         > 0.5 * np.abs(ortho["no_shadows"] - ortho["as_drawn"]).mean()
     )
+    # the shadow-free twin of a generated town (train --shadow-consistency) is the --no-shadows town's
+    # orthophoto, on the same grid, without generating its scans again
+    twin = write_shadow_free_twin(towns["as_drawn"])
+    with rasterio.open(twin) as a, rasterio.open(towns["no_shadows"] / "ortho.tif") as b:
+        assert a.transform == b.transform and a.crs == b.crs
+        assert np.array_equal(a.read(), b.read())

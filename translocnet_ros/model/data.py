@@ -23,6 +23,7 @@ from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.rasterize import rasterize_bev
 from translocnet_ros.model.views import WorldTurn
+from translocnet_ros.synth.town import SHADOW_FREE_ORTHO
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class SampleConfig:
     # the whole sample turned by a multiple of 90 deg about the prior and sometimes mirrored (0 = off): no
     # heading of sun, relief lean or street grid is special (model/views.py: WorldTurn)
     dihedral_prob: float = 0.0
+    # also return the same patch of the town's shadow-free twin orthophoto (synth/town.py), augmented alike
+    shadow_twin: bool = False
     augment: bool = True
 
 
@@ -71,7 +74,8 @@ class TownFrames(Dataset):
         self.items: list[tuple[int, int, Pose2D]] = []
         self.drives: list[KittiDrive] = []
         self.ortho_paths: list[Path] = []
-        self._sources: dict[int, GeoTiffSource] = {}
+        self.twin_paths: list[Path | None] = []
+        self._sources: dict[tuple[int, bool], GeoTiffSource] = {}
         for n, (drive_dir, ortho) in enumerate(drives):
             src = GeoTiffSource(ortho)
             drive = KittiDrive(drive_dir)
@@ -79,17 +83,19 @@ class TownFrames(Dataset):
             d = len(self.drives)
             self.drives.append(drive)
             self.ortho_paths.append(Path(ortho))
+            twin = Path(ortho).parent / SHADOW_FREE_ORTHO
+            self.twin_paths.append(twin if sample.shadow_twin and twin.is_file() else None)
             self.items += [(d, k, pose) for k, pose in enumerate(gt.poses)] * (repeat[n] if repeat else 1)
         self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def source(self, d: int) -> GeoTiffSource:
+    def source(self, d: int, twin: bool = False) -> GeoTiffSource:
         # opened lazily per worker process: GDAL handles must not cross a fork
-        if d not in self._sources:
-            self._sources[d] = GeoTiffSource(self.ortho_paths[d])
-        return self._sources[d]
+        if (d, twin) not in self._sources:
+            self._sources[d, twin] = GeoTiffSource(self.twin_paths[d] if twin else self.ortho_paths[d])
+        return self._sources[d, twin]
 
     def __getitem__(self, index: int) -> dict:
         m, s = self.model, self.sample
@@ -112,20 +118,21 @@ class TownFrames(Dataset):
         # where the truth lies inside its target cell relative to the imagery (rows down, cols right, in cells):
         # the imagery's shift seen from the patch (the sub-cell loss's target, losses.py)
         frac = (shift[1] / res, -shift[0] / res)
-        patch = self.source(d).patch(
-            prior.x + shift[0], prior.y + shift[1], 2 * (s.window_m + m.bev_radius_m), m.m_per_px
-        )
-        img = patch.image
+        window = (prior.x + shift[0], prior.y + shift[1], 2 * (s.window_m + m.bev_radius_m), m.m_per_px)
+        img = self.source(d).patch(*window).image
+        twin = self.source(d, twin=True).patch(*window).image if self.twin_paths[d] is not None else None
         if s.augment:
-            img = jitter_colors(img, rng, s.color_jitter)
-            if s.palette_prob and rng.random() < s.palette_prob:
-                img = repaint(img, rng)
-            if s.blur_prob and rng.random() < s.blur_prob:
-                img = degrade(img, rng)
+            state = rng.bit_generator.state
+            img = recolor(img, rng, s)
+            if twin is not None:  # the same draws: the pair still differs only in its shadows
+                replay = np.random.default_rng()
+                replay.bit_generator.state = state
+                twin = recolor(twin, replay, s)
         true_yaw = gt.yaw
         if s.augment and s.dihedral_prob and rng.random() < s.dihedral_prob:
             turn = WorldTurn(int(rng.integers(4)), bool(rng.random() < 0.5))
             pts, img, (di, dj), frac = turn.scan(pts), turn.image(img), turn.cell(di, dj), turn.cell(*frac)
+            twin = turn.image(twin) if twin is not None else None
             prior = Pose2D(prior.x, prior.y, turn.yaw(prior.yaw))
             true_yaw = turn.yaw(true_yaw)
             kb = turn.yaw_bin(kb, s.yaw_bins)
@@ -133,7 +140,7 @@ class TownFrames(Dataset):
             torch.from_numpy(pts), m.bev_px, m.m_per_px, m.ground_block_m, m.max_height_m
         )
         yaws = prior.yaw + np.radians((np.arange(s.yaw_bins) - half_bins) * s.yaw_step_deg)
-        return {
+        out = {
             "bev": bev,
             "observed": observed,
             "aerial": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
@@ -143,6 +150,22 @@ class TownFrames(Dataset):
             "true_yaw": torch.tensor(true_yaw, dtype=torch.float32),
             "prior": torch.tensor([prior.x, prior.y, prior.yaw], dtype=torch.float64),
         }
+        if s.shadow_twin:  # a sample without a twin (real drives) pairs its patch with itself, flagged off
+            out["twin"] = torch.from_numpy(
+                np.ascontiguousarray((img if twin is None else twin).transpose(2, 0, 1))
+            )
+            out["has_twin"] = torch.tensor(twin is not None)
+        return out
+
+
+def recolor(img: np.ndarray, rng: np.random.Generator, s: SampleConfig) -> np.ndarray:
+    """The imagery augmentations: another camera's colours, a palette, blur and noise."""
+    img = jitter_colors(img, rng, s.color_jitter)
+    if s.palette_prob and rng.random() < s.palette_prob:
+        img = repaint(img, rng)
+    if s.blur_prob and rng.random() < s.blur_prob:
+        img = degrade(img, rng)
+    return img
 
 
 def augment_scan(pts: np.ndarray, rng: np.random.Generator, s: SampleConfig) -> np.ndarray:

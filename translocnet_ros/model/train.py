@@ -31,7 +31,7 @@ from translocnet_ros.model.style_mix import attach_style_mix
 from translocnet_ros.synth.cli import build
 from translocnet_ros.synth.cloud_scene import raycast_site
 from translocnet_ros.synth.splits import split_towns
-from translocnet_ros.synth.town import GENERATOR_VERSION
+from translocnet_ros.synth.town import GENERATOR_VERSION, SHADOW_FREE_ORTHO, write_shadow_free_twin
 
 LOG_FIELDS = [
     "step",
@@ -39,6 +39,7 @@ LOG_FIELDS = [
     "loss",
     "nll",
     "infonce",
+    "shadow",
     "lr",
     "sec_per_step",
     "val_nll",
@@ -122,6 +123,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(a known offset, not misregistration) and W x the sub-cell peak's error added to the NLL (losses.py)",
     )
     p.add_argument(
+        "--shadow-consistency",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="each train town's imagery also rendered without cast shadows (same draws, same crop and "
+        "augmentation), and W x (1 - cosine) between the aerial features of the two added to the loss: "
+        "shadows must not move what the aerial encoder sees (the pull into shadows, docs/real_gap.md)",
+    )
+    p.add_argument(
+        "--shadow-target",
+        choices=["self", "init"],
+        default="self",
+        help="--shadow-consistency's target: the shadow-free twin's features from the network being trained, "
+        "or from a frozen copy of the initial weights (--init), so the target cannot drift with the student",
+    )
+    p.add_argument(
         "--window-m", type=float, default=SampleConfig.window_m, help="training search window (+-)"
     )
     p.add_argument(
@@ -178,6 +195,12 @@ def parse_cloud_site(spec: str) -> Path:
     return site
 
 
+def initial_weights(path: Path, device: torch.device) -> dict:
+    """The state dict of a checkpoint or of an exported TorchScript model (fine-tuning the committed one)."""
+    init = torch.load(path, map_location=device, weights_only=False)
+    return init.state_dict() if isinstance(init, torch.jit.ScriptModule) else init["model"]
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -190,11 +213,29 @@ def batch_losses(
     infonce_weight: float,
     gen: torch.Generator | None,
     subcell_weight: float = 0.0,
+    shadow_weight: float = 0.0,
+    teacher: TransLocNet | None = None,
 ):
-    mb, ma = net.features(batch["bev"], batch["aerial"])
+    """(total, nll, infonce, shadow consistency) of one batch. The shadow term's target is the aerial features
+    of the shadow-free twin: from `teacher` (frozen) when given, else from `net` itself (not differentiated)."""
+    n = batch["bev"].shape[0]
+    if shadow_weight > 0 and teacher is not None:
+        mb, ma = net.features(batch["bev"], batch["aerial"])
+        with torch.no_grad():
+            ma_twin = teacher.features(batch["bev"], batch["twin"])[1]
+    elif shadow_weight > 0:  # one pass over both renderings, so BatchNorm sees them alike
+        mb, ma = net.features(batch["bev"].repeat(2, 1, 1, 1), torch.cat([batch["aerial"], batch["twin"]]))
+        mb, ma, ma_twin = mb[:n], ma[:n], ma[n:]
+    if shadow_weight > 0:
+        agree = (ma * ma_twin.detach()).sum(1).mean((1, 2))
+        paired = batch["has_twin"].float()
+        shadow = ((1 - agree) * paired).sum() / paired.sum().clamp(min=1)
+    else:
+        mb, ma = net.features(batch["bev"], batch["aerial"])
+        shadow = torch.zeros((), device=mb.device)
     observed = F.max_pool2d(batch["observed"], net.stride)
     nll, nce = [], []
-    for b in range(mb.shape[0]):
+    for b in range(n):
         k, i, j = (int(v) for v in batch["target"][b])
         logits = net.score(mb[b : b + 1], ma[b], observed[b : b + 1], batch["yaws"][b])
         nll.append(volume_nll(logits, k, i, j))
@@ -214,7 +255,7 @@ def batch_losses(
             )
     nll_t = torch.stack(nll).mean()
     nce_t = torch.stack(nce).mean() if nce else torch.zeros((), device=nll_t.device)
-    return nll_t + infonce_weight * nce_t, nll_t, nce_t
+    return nll_t + infonce_weight * nce_t + shadow_weight * shadow, nll_t, nce_t, shadow
 
 
 @torch.no_grad()
@@ -265,7 +306,9 @@ def plot_curves(log_path: Path, out: Path) -> None:
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
     if tr:
         s = np.array([float(r["step"]) for r in tr])
-        for key in ("loss", "nll", "infonce"):
+        for key in ("loss", "nll", "infonce", "shadow"):
+            if not tr[0].get(key):  # a log from before the term existed
+                continue
             v = np.array([float(r[key]) for r in tr])
             k = max(len(v) // 50, 1)
             ax[0].plot(s[k - 1 :], np.convolve(v, np.ones(k) / k, "valid"), label=key)
@@ -297,6 +340,11 @@ def run(args) -> int:
         scfg = replace(scfg, misregistration_m=0.5 * mcfg.out_m_per_px)
     train_towns, val_towns = split_jobs(args.data, args.train_towns, args.val_towns, args.harsh_sun)
     build(train_towns + val_towns, force=False)
+    if args.shadow_consistency > 0:
+        scfg = replace(scfg, shadow_twin=True)
+        for town, _ in tqdm(train_towns, desc="shadow-free twins", disable=args.quiet):
+            if not (town / SHADOW_FREE_ORTHO).is_file():
+                write_shadow_free_twin(town)
     synth = [d for t, _ in train_towns for d in town_drives(t)]
     extra = [parse_extra(spec) for spec in args.extra_drive] + [
         (
@@ -329,11 +377,7 @@ def run(args) -> int:
         print(f"[train] resumed from {last} at step {step}")
     else:
         if args.init is not None:  # weights only: a new stage gets its own optimizer and schedule
-            init = torch.load(args.init, map_location=device, weights_only=False)
-            # a checkpoint, or an exported TorchScript model (fine-tuning the committed one)
-            net.load_state_dict(
-                init.state_dict() if isinstance(init, torch.jit.ScriptModule) else init["model"]
-            )
+            net.load_state_dict(initial_weights(args.init, device))
             print(f"[train] initialized from {args.init}")
         with open(log_path, "w", newline="") as f:
             csv.DictWriter(f, LOG_FIELDS).writeheader()
@@ -354,6 +398,8 @@ def run(args) -> int:
         "freeze_bev": args.freeze_bev,
         "style_mix": args.style_mix,
         "subcell_weight": args.subcell_weight,
+        "shadow_consistency": args.shadow_consistency,
+        "shadow_target": args.shadow_target,
         "extra_drives": [
             f"{d.parent.name}/{d.name} on {o.parent.name}/{o.name} x{args.extra_repeat}" for d, o in extra
         ],
@@ -375,6 +421,16 @@ def run(args) -> int:
         )
 
     gen = torch.Generator().manual_seed(args.seed)
+    teacher = None
+    if args.shadow_consistency > 0 and args.shadow_target == "init":
+        if args.init is None:
+            raise SystemExit(
+                "--shadow-target init needs --init (the weights whose shadow-free view is the target)"
+            )
+        teacher = TransLocNet(mcfg, cross_attention=not args.no_attention).to(device)
+        teacher.load_state_dict(initial_weights(args.init, device))
+        teacher.requires_grad_(False)
+        teacher.eval()
     if args.style_mix > 0:
         attach_style_mix(net.aerial_encoder, args.style_mix, args.seed)
     bar = tqdm(total=args.steps, initial=step, disable=args.quiet, desc="train", unit="step")
@@ -396,7 +452,9 @@ def run(args) -> int:
         for batch in loader:
             t0 = time.perf_counter()
             batch = {k: v.to(device) for k, v in batch.items()}
-            loss, nll, nce = batch_losses(net, batch, args.infonce_weight, gen, args.subcell_weight)
+            loss, nll, nce, shadow = batch_losses(
+                net, batch, args.infonce_weight, gen, args.subcell_weight, args.shadow_consistency, teacher
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -409,6 +467,7 @@ def run(args) -> int:
                 "loss": f"{loss.item():.4f}",
                 "nll": f"{nll.item():.4f}",
                 "infonce": f"{nce.item():.4f}",
+                "shadow": f"{shadow.item():.4f}",
                 "lr": f"{sched.get_last_lr()[0]:.3g}",
                 "sec_per_step": f"{time.perf_counter() - t0:.3f}",
             }

@@ -121,14 +121,26 @@ def surface_brightness(look) -> np.ndarray:
     return out
 
 
-def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
+@dataclass
+class _World:
+    """Every draw of a town up to and including its orthophoto, in the order the generator makes them."""
+
+    rng: np.random.Generator  # positioned after the orthophoto's draws
+    crs_name: str
+    e0: float
+    n0: float
+    base_alt: float
+    layout: object
+    drives: list
+    look: object
+    ortho: np.ndarray
+
+
+def _draw_world(spec: TownSpec) -> _World:
     style = STYLES[spec.style]
     rng = np.random.default_rng(spec.seed)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     crs_name, lat0, lon0 = SITES[int(rng.integers(len(SITES)))]
-    frame = MapFrame.from_any(crs_name)
-    e0, n0 = frame.to_map(lat0, lon0)
+    e0, n0 = MapFrame.from_any(crs_name).to_map(lat0, lon0)
     e0 = float(np.round(e0 + rng.uniform(-4000, 4000), -1))
     n0 = float(np.round(n0 + rng.uniform(-4000, 4000), -1))
     base_alt = float(rng.uniform(20, 400))
@@ -153,16 +165,44 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
         shadow_strength=look.shadow_strength if spec.shadows else 0.0,
     )
     ortho = render_orthophoto(layout, style, look, spec.m_per_px, rng)
+    return _World(rng, crs_name, e0, n0, base_alt, layout, drives, look, ortho)
+
+
+SHADOW_FREE_ORTHO = "ortho_noshadow.tif"
+
+
+def write_shadow_free_twin(town_dir: Path) -> Path:
+    """The town's orthophoto drawn again from the same draws without cast shadows, on the same grid: with the
+    original it is a pair that differs only in its shadows (`train --shadow-consistency`)."""
+    meta = json.loads((Path(town_dir) / "town.json").read_text())
+    spec = TownSpec(**{k: meta[k] for k in TownSpec.__dataclass_fields__ if k in meta})
+    if spec.generator != GENERATOR_VERSION:
+        raise ValueError(f"{town_dir}: generator {spec.generator}, not {GENERATOR_VERSION}; regenerate it")
+    world = _draw_world(replace(spec, shadows=False))
+    with rasterio.open(Path(town_dir) / "ortho.tif") as ds:
+        transform, crs = ds.transform, ds.crs
+    out = Path(town_dir) / SHADOW_FREE_ORTHO
+    write_geotiff(out, world.ortho, transform, crs)
+    return out
+
+
+def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    world = _draw_world(spec)
+    rng, layout, look, e0, n0 = world.rng, world.layout, world.look, world.e0, world.n0
+    frame = MapFrame.from_any(world.crs_name)
+    style = STYLES[spec.style]
     reg_err = rng.normal(0, 0.2, 2)  # small georegistration error of the imagery
     transform = Affine(spec.m_per_px, 0, e0 + reg_err[0], 0, -spec.m_per_px, n0 + spec.size_m + reg_err[1])
-    write_geotiff(out_dir / "ortho.tif", ortho, transform, frame.crs)
+    write_geotiff(out_dir / "ortho.tif", world.ortho, transform, frame.crs)
     write_calib(out_dir / "calib_imu_to_velo.txt", KITTI_T_IMU_TO_VELO)
 
     mesh, materials = scene_mesh(layout, style.sidewalk_m)
     sim = LidarSimulator(mesh, materials, layout, LidarModel(), surface_brightness(look))
     base_from_velo = rigid_inverse(KITTI_T_IMU_TO_VELO)
     sensors = []
-    for d, (traj, traffic) in enumerate(drives):
+    for d, (traj, traffic) in enumerate(world.drives):
         sensor = sample_sensor(rng)  # drawn either way, so both settings share every other random draw
         sim.set_model(sensor if spec.sensor_variety else LidarModel())
         sensors.append(
@@ -186,11 +226,11 @@ def generate_town(spec: TownSpec, out_dir: Path, progress: bool = True) -> Path:
             wb, roll, pitch = _world_from_base(layout, x, y, traj.yaw[i])
             scan = sim.scan(wb @ base_from_velo, traffic[i], rng)
             t = START_TIME + spec.seed * 1000 + d * 100 + traj.t[i]
-            writer.add(scan, t, e0 + x, n0 + y, float(traj.yaw[i]), base_alt + wb[2, 3], roll, pitch)
+            writer.add(scan, t, e0 + x, n0 + y, float(traj.yaw[i]), world.base_alt + wb[2, 3], roll, pitch)
         writer.close()
     meta = dict(
         asdict(spec),
-        crs=crs_name,
+        crs=world.crs_name,
         origin_en=[e0, n0],
         registration_error_m=reg_err.round(3).tolist(),
         imagery=look.summary(),
