@@ -278,3 +278,30 @@ def test_shadow_consistency_against_a_frozen_teacher(small_town, tmp_path):
     shadow.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.aerial_encoder.parameters())
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_shadow_consistency_can_count_only_the_cells_where_the_renderings_differ(small_town, tmp_path):
+    """--shadow-cells shaded: the disagreement is averaged over the cells a shadow touches, not diluted by the
+    rest of the patch; a pair without any difference costs nothing."""
+    import copy
+
+    from torch.utils.data import DataLoader
+
+    from translocnet_ros.model.train import batch_losses
+
+    torch.manual_seed(2)
+    net = TransLocNet(CFG).eval()
+    teacher = copy.deepcopy(net).requires_grad_(False)
+    batch = next(iter(DataLoader(_twin_frames(small_town, tmp_path / "a"), batch_size=2)))
+    assert (
+        batch_losses(net, batch, 0.0, None, shadow_weight=1.0, teacher=teacher, shaded_cells=True)[3].item()
+        == 0.0
+    )
+    shaded = batch["twin"].clone()
+    shaded[..., 40:70, 40:70] //= 4  # one dark shadow in the corner of the patch
+    pair = dict(batch, twin=shaded)
+    everywhere = batch_losses(net, pair, 0.0, None, shadow_weight=1.0, teacher=teacher)[3].item()
+    focused = batch_losses(net, pair, 0.0, None, shadow_weight=1.0, teacher=teacher, shaded_cells=True)[
+        3
+    ].item()
+    assert 0 < everywhere < 0.5 * focused

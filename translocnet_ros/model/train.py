@@ -139,6 +139,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "or from a frozen copy of the initial weights (--init), so the target cannot drift with the student",
     )
     p.add_argument(
+        "--shadow-cells",
+        choices=["all", "shaded"],
+        default="all",
+        help="--shadow-consistency over every cell of the patch, or only over the cells where the two "
+        "renderings differ (the shadows and their edges; most cells have none)",
+    )
+    p.add_argument(
         "--window-m", type=float, default=SampleConfig.window_m, help="training search window (+-)"
     )
     p.add_argument(
@@ -215,9 +222,11 @@ def batch_losses(
     subcell_weight: float = 0.0,
     shadow_weight: float = 0.0,
     teacher: TransLocNet | None = None,
+    shaded_cells: bool = False,
 ):
     """(total, nll, infonce, shadow consistency) of one batch. The shadow term's target is the aerial features
-    of the shadow-free twin: from `teacher` (frozen) when given, else from `net` itself (not differentiated)."""
+    of the shadow-free twin: from `teacher` (frozen) when given, else from `net` itself (not differentiated);
+    averaged over every cell, or with `shaded_cells` over the cells where the two renderings differ."""
     n = batch["bev"].shape[0]
     if shadow_weight > 0 and teacher is not None:
         mb, ma = net.features(batch["bev"], batch["aerial"])
@@ -227,7 +236,15 @@ def batch_losses(
         mb, ma = net.features(batch["bev"].repeat(2, 1, 1, 1), torch.cat([batch["aerial"], batch["twin"]]))
         mb, ma, ma_twin = mb[:n], ma[:n], ma[n:]
     if shadow_weight > 0:
-        agree = (ma * ma_twin.detach()).sum(1).mean((1, 2))
+        agree_map = (ma * ma_twin.detach()).sum(1)
+        if shaded_cells:  # only where the renderings differ: the shadows and their edges
+            differs = (
+                (batch["aerial"].float() - batch["twin"].float()).abs().mean(1, keepdim=True) > 12
+            ).float()
+            w = F.adaptive_avg_pool2d(differs, agree_map.shape[-2:])[:, 0]
+            agree = 1 - ((1 - agree_map) * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1e-6)
+        else:
+            agree = agree_map.mean((1, 2))
         paired = batch["has_twin"].float()
         shadow = ((1 - agree) * paired).sum() / paired.sum().clamp(min=1)
     else:
@@ -400,6 +417,7 @@ def run(args) -> int:
         "subcell_weight": args.subcell_weight,
         "shadow_consistency": args.shadow_consistency,
         "shadow_target": args.shadow_target,
+        "shadow_cells": args.shadow_cells,
         "extra_drives": [
             f"{d.parent.name}/{d.name} on {o.parent.name}/{o.name} x{args.extra_repeat}" for d, o in extra
         ],
@@ -453,7 +471,14 @@ def run(args) -> int:
             t0 = time.perf_counter()
             batch = {k: v.to(device) for k, v in batch.items()}
             loss, nll, nce, shadow = batch_losses(
-                net, batch, args.infonce_weight, gen, args.subcell_weight, args.shadow_consistency, teacher
+                net,
+                batch,
+                args.infonce_weight,
+                gen,
+                args.subcell_weight,
+                args.shadow_consistency,
+                teacher,
+                args.shadow_cells == "shaded",
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()
