@@ -305,3 +305,15 @@ def test_shadow_consistency_can_count_only_the_cells_where_the_renderings_differ
         3
     ].item()
     assert 0 < everywhere < 0.5 * focused
+
+
+def test_init_weights_come_from_a_checkpoint_or_an_exported_model(tmp_path):
+    from translocnet_ros.model.train import initial_weights
+
+    torch.manual_seed(3)
+    net = TransLocNet(CFG).eval()
+    torch.save({"model": net.state_dict()}, tmp_path / "best.pt")
+    torch.jit.script(net).save(str(tmp_path / "model.pt"))
+    a = initial_weights(tmp_path / "best.pt", torch.device("cpu"))
+    b = initial_weights(tmp_path / "model.pt", torch.device("cpu"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

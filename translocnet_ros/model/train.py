@@ -204,8 +204,10 @@ def parse_cloud_site(spec: str) -> Path:
 
 def initial_weights(path: Path, device: torch.device) -> dict:
     """The state dict of a checkpoint or of an exported TorchScript model (fine-tuning the committed one)."""
-    init = torch.load(path, map_location=device, weights_only=False)
-    return init.state_dict() if isinstance(init, torch.jit.ScriptModule) else init["model"]
+    try:
+        return torch.jit.load(str(path), map_location=device).state_dict()
+    except RuntimeError:  # not a TorchScript archive: a training checkpoint
+        return torch.load(path, map_location=device, weights_only=False)["model"]
 
 
 def pick_device(name: str) -> torch.device:
