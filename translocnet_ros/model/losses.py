@@ -1,4 +1,5 @@
-"""Training losses: NLL of the true pose in the likelihood volume, and InfoNCE between co-located cells."""
+"""Training losses: NLL of the true pose in the likelihood volume, InfoNCE between co-located cells, and the
+aerial features' disagreement between an orthophoto and its shadow-free twin."""
 
 from __future__ import annotations
 
@@ -65,3 +66,25 @@ def info_nce(
     neg = ma[:, hr, hc].T
     logits = anchors @ torch.cat([pos, neg]).T / tau
     return F.cross_entropy(logits, torch.arange(rows.numel()))
+
+
+def shadow_disagreement(
+    ma: torch.Tensor,
+    ma_twin: torch.Tensor,
+    aerial: torch.Tensor,
+    twin: torch.Tensor,
+    paired: torch.Tensor,
+    shaded_cells: bool = False,
+) -> torch.Tensor:
+    """Mean over the paired samples of 1 - cosine between the aerial features of a patch (ma, differentiated)
+    and of its shadow-free twin (ma_twin, the target), over every cell or, with `shaded_cells`, over the cells
+    where the two uint8 renderings (aerial, twin) differ: the shadows and their edges."""
+    agree_map = (ma * ma_twin.detach()).sum(1)
+    if shaded_cells:
+        differs = ((aerial.float() - twin.float()).abs().mean(1, keepdim=True) > 12).float()
+        w = F.adaptive_avg_pool2d(differs, agree_map.shape[-2:])[:, 0]
+        agree = 1 - ((1 - agree_map) * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1e-6)
+    else:
+        agree = agree_map.mean((1, 2))
+    paired = paired.float()
+    return ((1 - agree) * paired).sum() / paired.sum().clamp(min=1)

@@ -25,7 +25,7 @@ from translocnet_ros.localization.decode import decode_volume
 from translocnet_ros.localization.types import ScoreVolume
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.data import SampleConfig, TownFrames, town_drives
-from translocnet_ros.model.losses import info_nce, subcell_loss, volume_nll
+from translocnet_ros.model.losses import info_nce, shadow_disagreement, subcell_loss, volume_nll
 from translocnet_ros.model.network import TransLocNet
 from translocnet_ros.model.style_mix import attach_style_mix
 from translocnet_ros.synth.cli import build
@@ -230,27 +230,19 @@ def batch_losses(
     of the shadow-free twin: from `teacher` (frozen) when given, else from `net` itself (not differentiated);
     averaged over every cell, or with `shaded_cells` over the cells where the two renderings differ."""
     n = batch["bev"].shape[0]
-    if shadow_weight > 0 and teacher is not None:
-        mb, ma = net.features(batch["bev"], batch["aerial"])
-        with torch.no_grad():
-            ma_twin = teacher.features(batch["bev"], batch["twin"])[1]
-    elif shadow_weight > 0:  # one pass over both renderings, so BatchNorm sees them alike
+    if shadow_weight > 0 and teacher is None:  # one pass over both renderings, so BatchNorm sees them alike
         mb, ma = net.features(batch["bev"].repeat(2, 1, 1, 1), torch.cat([batch["aerial"], batch["twin"]]))
         mb, ma, ma_twin = mb[:n], ma[:n], ma[n:]
-    if shadow_weight > 0:
-        agree_map = (ma * ma_twin.detach()).sum(1)
-        if shaded_cells:  # only where the renderings differ: the shadows and their edges
-            differs = (
-                (batch["aerial"].float() - batch["twin"].float()).abs().mean(1, keepdim=True) > 12
-            ).float()
-            w = F.adaptive_avg_pool2d(differs, agree_map.shape[-2:])[:, 0]
-            agree = 1 - ((1 - agree_map) * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1e-6)
-        else:
-            agree = agree_map.mean((1, 2))
-        paired = batch["has_twin"].float()
-        shadow = ((1 - agree) * paired).sum() / paired.sum().clamp(min=1)
     else:
         mb, ma = net.features(batch["bev"], batch["aerial"])
+    if shadow_weight > 0:
+        if teacher is not None:
+            with torch.no_grad():
+                ma_twin = teacher.features(batch["bev"], batch["twin"])[1]
+        shadow = shadow_disagreement(
+            ma, ma_twin, batch["aerial"], batch["twin"], batch["has_twin"], shaded_cells
+        )
+    else:
         shadow = torch.zeros((), device=mb.device)
     observed = F.max_pool2d(batch["observed"], net.stride)
     nll, nce = [], []
