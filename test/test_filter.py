@@ -6,7 +6,15 @@ from scipy.ndimage import uniform_filter
 
 from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
-from translocnet_ros.localization.filter import BayesFilter, FilterConfig, MotionNoise, State, fuse_scan
+from translocnet_ros.localization.decode import decode_parts
+from translocnet_ros.localization.filter import (
+    BayesFilter,
+    FilterConfig,
+    MotionNoise,
+    State,
+    evidence_weight,
+    fuse_scan,
+)
 from translocnet_ros.localization.types import LocalizationError, ScoreVolume, SearchWindow
 
 KNOWN = SearchWindow(20.0, np.radians(10.0))
@@ -448,3 +456,56 @@ def test_a_young_belief_relocates_only_where_the_prior_and_the_odometry_allow():
             assert np.hypot(filt.mode.x - truth.x, filt.mode.y - truth.y) < 1.0
     # without the region the same scans take the belief to the look-alike: the test sees the failure it guards
     assert np.hypot(modes[0][-1].x - outside.x, modes[0][-1].y - outside.y) < 1.0
+
+
+def weak(volume: ScoreVolume, amplitude: float) -> ScoreVolume:
+    """The same peak with its logits scaled down: a scan the model reads with little mass near its own mode."""
+    return ScoreVolume(
+        amplitude * volume.logits, volume.prior, volume.yaw_offsets, volume.m_per_px, volume.centre_px
+    )
+
+
+def test_a_scan_counts_in_proportion_to_its_own_confidence():
+    """With evidence_confidence > 0, sharp scans count fully and a weak scan as the share of a full scan that its
+    confidence is of evidence_confidence; the default (0) takes every scan fully."""
+    truth = Pose2D(0.0, 0.0, 0.2)
+    weights = {}
+    for full in (0.0, 0.2):
+        filt = BayesFilter(FilterConfig(seed=5, evidence_confidence=full))
+        filt.seed(truth, KNOWN, "test")
+        weights[full] = []
+        for t in range(8):
+            prior, window = filt.search_window()
+            volume = gaussian_volume(truth, prior, window)
+            filt.update(volume if t < 4 else weak(volume, 0.1))
+            weights[full].append(filt.scan_weight)
+    conf = decode_parts(weak(gaussian_volume(truth, *filt.search_window()), 0.1)).confidence
+    assert conf < 0.1
+    assert weights[0.0] == [1.0] * 8 and weights[0.2][:4] == [1.0] * 4
+    assert weights[0.2][-1] == pytest.approx(conf / 0.2, rel=0.05)
+    assert evidence_weight(conf, 0.0) == 1.0 and evidence_weight(0.5, 0.2) == 1.0
+
+
+def test_weak_scans_that_keep_singling_out_a_look_alike_do_not_converge_the_belief():
+    """Unfamiliar imagery: every scan peaks at the same look-alike 10 m from the truth, each with little mass
+    near its peak. Taken at full weight, forty of them made a confident wrong belief; weighted by their own
+    confidence, the belief stays unconverged (nothing is published) and its spread covers the doubt."""
+    truth = Pose2D(0.0, 0.0, 0.2)
+    out = {}
+    for full in (0.0, 0.2):
+        rng = np.random.default_rng(4)
+        filt = BayesFilter(FilterConfig(seed=4, evidence_confidence=full))
+        filt.seed(truth.offset(3.0, -4.0, 0.05), KNOWN, "test")
+        here = truth
+        for t in range(40):
+            if t:
+                here = here.compose(STEP)
+                filt.predict(odometry(STEP, rng))
+            prior, window = filt.search_window()
+            filt.update(weak(gaussian_volume(here.offset(10.0, 0.0, 0.0), prior, window, sd=1.0), 0.3))
+        out[full] = filt
+    assert out[0.0].state == State.CONVERGED and out[0.0].estimate.confidence > 0.6
+    assert out[0.2].state != State.CONVERGED and out[0.2].estimate.confidence < 0.5
+    assert out[0.2].scan_weight < 0.5
+    sd = np.sqrt(np.diag(out[0.2].estimate.covariance)[:2])
+    assert np.all(sd > np.sqrt(np.diag(out[0.0].estimate.covariance)[:2]))

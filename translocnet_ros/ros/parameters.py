@@ -121,6 +121,14 @@ PARAMETERS: dict[str, Param] = {
         0.001,
         0.9,
     ),
+    "filter.evidence_confidence": Param(
+        _F.evidence_confidence,
+        "filter: a scan counts fully from this single-scan confidence up; below, its tempering shrinks in "
+        "proportion (scans the model reads poorly move the belief little; 0: every scan fully)",
+        True,
+        0.0,
+        1.0,
+    ),
     "filter.motion_trans_per_m": Param(
         _F.motion.trans_per_m, "filter: odometry position noise sd per metre travelled", True, 0.0, 1.0
     ),
@@ -285,6 +293,7 @@ def filter_config(values: dict) -> FilterConfig:
         particles=values["filter.particles"],
         tempering=values["filter.tempering"],
         uniform_floor=values["filter.uniform_floor"],
+        evidence_confidence=values["filter.evidence_confidence"],
         motion=MotionNoise(
             values["filter.motion_trans_per_m"],
             values["filter.motion_trans_m"],
