@@ -12,7 +12,7 @@ from translocnet_ros.localization.filter import (
     FilterConfig,
     MotionNoise,
     State,
-    evidence_weight,
+    evidence_readability,
     fuse_scan,
 )
 from translocnet_ros.localization.types import LocalizationError, ScoreVolume, SearchWindow
@@ -168,9 +168,10 @@ def test_yaw_wraps_across_pi():
 
 
 def test_covariance_follows_an_ambiguous_street():
-    """A volume long along x (a straight street seen from one scan) gives a belief long along x."""
+    """A volume long along x (a straight street seen from one scan) gives a belief long along x (the posterior's
+    own shape: readability off, which would widen a scan this unsure towards the prior region)."""
     truth = Pose2D(0.0, 0.0, 0.0)
-    filt = BayesFilter(FilterConfig(seed=6))
+    filt = BayesFilter(FilterConfig(seed=6, readable_confidence=0.0))
     filt.seed(truth, KNOWN, "test")
     est = filt.update(gaussian_volume(truth, truth, KNOWN, sd=4.0, sd_y=0.4))
     assert est.covariance[0, 0] > 3 * est.covariance[1, 1]  # the floor adds the same to both
@@ -465,36 +466,36 @@ def weak(volume: ScoreVolume, amplitude: float) -> ScoreVolume:
     )
 
 
-def test_a_scan_counts_in_proportion_to_its_own_confidence():
-    """With evidence_confidence > 0, sharp scans count fully and a weak scan as the share of a full scan that its
-    confidence is of evidence_confidence; the default (0) takes every scan fully."""
+def test_readability_follows_the_median_confidence_of_the_last_scans():
+    """Sharp scans: the belief is trusted fully. Once most of the last readable_window scans are weak, the
+    published confidence is the posterior's times their median confidence / readable_confidence, and the reason
+    says so; 0 trusts every belief."""
     truth = Pose2D(0.0, 0.0, 0.2)
-    weights = {}
-    for full in (0.0, 0.2):
-        filt = BayesFilter(FilterConfig(seed=5, evidence_confidence=full))
-        filt.seed(truth, KNOWN, "test")
-        weights[full] = []
-        for t in range(8):
-            prior, window = filt.search_window()
-            volume = gaussian_volume(truth, prior, window)
-            filt.update(volume if t < 4 else weak(volume, 0.1))
-            weights[full].append(filt.scan_weight)
+    filt = BayesFilter(FilterConfig(seed=5, readable_window=5))
+    filt.seed(truth, KNOWN, "test")
+    seen = []
+    for t in range(12):
+        prior, window = filt.search_window()
+        volume = gaussian_volume(truth, prior, window)
+        filt.update(volume if t < 5 else weak(volume, 0.1))
+        seen.append(filt.readability)
+    assert seen[:7] == [1.0] * 7  # the weak scans are not yet the majority of the last five
     conf = decode_parts(weak(gaussian_volume(truth, *filt.search_window()), 0.1)).confidence
-    assert conf < 0.1
-    assert weights[0.0] == [1.0] * 8 and weights[0.2][:4] == [1.0] * 4
-    assert weights[0.2][-1] == pytest.approx(conf / 0.2, rel=0.05)
-    assert evidence_weight(conf, 0.0) == 1.0 and evidence_weight(0.5, 0.2) == 1.0
+    assert conf < 0.1 and seen[-1] == pytest.approx(conf / filt.cfg.readable_confidence, rel=0.05)
+    assert filt.state != State.CONVERGED and "scans read weakly" in filt.reason
+    assert evidence_readability(conf, 0.0) == 1.0 and evidence_readability(0.5, 0.1) == 1.0
 
 
-def test_weak_scans_that_keep_singling_out_a_look_alike_do_not_converge_the_belief():
+def test_weak_scans_that_keep_singling_out_a_look_alike_are_not_trusted():
     """Unfamiliar imagery: every scan peaks at the same look-alike 10 m from the truth, each with little mass
-    near its peak. Taken at full weight, forty of them made a confident wrong belief; weighted by their own
-    confidence, the belief stays unconverged (nothing is published) and its spread covers the doubt."""
+    near its peak (0.07 in the tracking window; readable_confidence 0.2 here). Forty of them make a confident
+    posterior there; trusted only as far as the scans are read as on familiar imagery, it neither converges
+    (nothing is published) nor claims a small covariance, and the mode is the same."""
     truth = Pose2D(0.0, 0.0, 0.2)
     out = {}
-    for full in (0.0, 0.2):
+    for readable in (0.0, 0.2):
         rng = np.random.default_rng(4)
-        filt = BayesFilter(FilterConfig(seed=4, evidence_confidence=full))
+        filt = BayesFilter(FilterConfig(seed=4, readable_confidence=readable))
         filt.seed(truth.offset(3.0, -4.0, 0.05), KNOWN, "test")
         here = truth
         for t in range(40):
@@ -503,9 +504,11 @@ def test_weak_scans_that_keep_singling_out_a_look_alike_do_not_converge_the_beli
                 filt.predict(odometry(STEP, rng))
             prior, window = filt.search_window()
             filt.update(weak(gaussian_volume(here.offset(10.0, 0.0, 0.0), prior, window, sd=1.0), 0.3))
-        out[full] = filt
-    assert out[0.0].state == State.CONVERGED and out[0.0].estimate.confidence > 0.6
-    assert out[0.2].state != State.CONVERGED and out[0.2].estimate.confidence < 0.5
-    assert out[0.2].scan_weight < 0.5
-    sd = np.sqrt(np.diag(out[0.2].estimate.covariance)[:2])
-    assert np.all(sd > np.sqrt(np.diag(out[0.0].estimate.covariance)[:2]))
+        out[readable] = filt
+    trusting, honest = out[0.0], out[0.2]
+    assert trusting.state == State.CONVERGED and trusting.estimate.confidence > 0.6
+    assert honest.state != State.CONVERGED and honest.estimate.confidence < 0.5 and honest.readability < 0.5
+    sd = np.sqrt(np.diag(honest.estimate.covariance)[:2])
+    assert np.all(sd > 5.0) and np.all(np.sqrt(np.diag(trusting.estimate.covariance)[:2]) < 1.0)
+    a, b = trusting.estimate.pose, honest.estimate.pose
+    assert np.hypot(a.x - b.x, a.y - b.y) < 1.0  # the same evidence, the same mode

@@ -116,9 +116,11 @@ class FilterConfig:
     particles: int = 3000
     tempering: float = 0.5  # exponent on each scan's likelihood (scans of one street are correlated)
     uniform_floor: float = 0.05  # share of each likelihood spread uniformly: one bad scan cannot kill a pose
-    # > 0: a scan counts fully from this single-scan confidence up (its volume's own mass near its mode), below
-    # it in proportion, so scans the model reads poorly move the belief little (evidence_weight(); 0: off)
-    evidence_confidence: float = 0.0
+    # how far the belief's confidence is trusted (evidence_readability()): fully while the median single-scan
+    # confidence of the last readable_window scans reaches readable_confidence, in proportion below (0: always);
+    # 0.2 is half the val towns' median scan confidence in the tracking window (0.33-0.44)
+    readable_confidence: float = 0.2
+    readable_window: int = 20
     motion: MotionNoise = field(default_factory=MotionNoise)
     tracking_radius_m: float = 6.0  # window when the particles fit in it
     tracking_yaw_deg: float = 6.0
@@ -187,7 +189,9 @@ class BayesFilter:
         self.divergences = 0
         self.support = float("nan")  # the last scan's density at the belief, in units of a uniform density
         self.update_ms = float("nan")
-        self.scan_weight = float("nan")  # the last scan's share of a full scan (evidence_weight())
+        # single-scan confidences of the last scans: how well the method reads this imagery
+        self._scan_confidences: deque[float] = deque(maxlen=max(1, self.cfg.readable_window))
+        self.readability = 1.0
         self._region: SearchWindow | None = None  # uniform prior around self.mode, until the next scan
         self._agrees: deque[bool] = deque(maxlen=self.cfg.diverge_window)
         self._elsewhere = 0  # scans in a row whose volume peaked far above its density at the belief
@@ -326,29 +330,23 @@ class BayesFilter:
 
     # --- update ----------------------------------------------------------------------------------------------
     def update(self, volume: ScoreVolume, temperature: float = 1.0) -> Estimate:
-        """Fuse one scan's volume (logits / temperature, tempered by its evidence weight, with the uniform
-        floor)."""
+        """Fuse one scan's volume (logits / temperature, tempered, with the uniform floor)."""
         t0 = time.perf_counter()
         c = self.cfg
         logq = c.tempering * volume.logits / temperature
         logq = logq - logsumexp(logq)  # per-cell probability of the tempered volume
-        # what the belief takes in: the scan's share of a full scan (its agreement with the belief is judged on
-        # the whole scan, so a lost belief still notices that weak scans keep disagreeing)
-        self.scan_weight = (
-            evidence_weight(decode_parts(volume, temperature).confidence, c.evidence_confidence)
-            if c.evidence_confidence > 0
-            else 1.0
-        )
-        fused = self.scan_weight * logq
-        norm = logsumexp(fused)
+        if c.readable_confidence > 0:
+            self._scan_confidences.append(decode_parts(volume, temperature).confidence)
+            self.readability = evidence_readability(
+                float(np.median(self._scan_confidences)), c.readable_confidence
+            )
         floor = c.uniform_floor / logq.size
         relocated = False
         if self._region is not None or len(self.particles) == 0:
-            self._sample_from(volume, fused - norm, floor)
+            self._sample_from(volume, logq, floor)
             self.support = float("nan")
         else:
-            at_belief = _read_volume(volume, logq, self.particles)
-            q = np.exp(at_belief)
+            q = np.exp(_read_volume(volume, logq, self.particles))
             self.support = float(np.sum(self._weights() * q) * logq.size)
             peak = float(np.exp(logq.max()) * logq.size)
             if peak >= c.min_support:  # a flat volume backs nothing: not counted
@@ -356,9 +354,8 @@ class BayesFilter:
             self._count_elsewhere(volume, logq, peak)
             relocated = c.relocate_scans > 0 and self._elsewhere >= c.relocate_scans
             if relocated:
-                self._relocate(volume, fused - norm, floor, peak)
+                self._relocate(volume, logq, floor, peak)
             else:
-                q = np.exp(self.scan_weight * at_belief - norm)
                 self.logw = self.logw + np.log((1 - c.uniform_floor) * q + floor)
                 self.logw -= self.logw.max()
                 self._resample_if_degenerate()
@@ -528,7 +525,18 @@ class BayesFilter:
         near = (np.hypot(d[:, 0], d[:, 1]) <= NEAR_M) & (np.abs(d[:, 2]) <= NEAR_RAD)
         self.mode = Pose2D(float(mode[0]), float(mode[1]), float(mode[2]))
         cov = scale_axes(cov, self.covariance_scale, self.yaw_scale)
-        self.estimate = Estimate(self.mode, cov, particle_confidence(w, near))
+        r = self.readability  # the posterior holds only as far as the scans are read as on familiar imagery
+        if r < 1.0:
+            cov = r * cov + (1.0 - r) * self._prior_spread()
+        self.estimate = Estimate(self.mode, cov, r * particle_confidence(w, near))
+
+    def _prior_spread(self) -> np.ndarray:
+        """Second moment of a pose spread evenly over the region the last prior allows (its window moved by the
+        odometry; the prior's own window once released): where the vehicle may be when the scans mislead."""
+        c = self.cfg
+        half = self._anchor_m if self._anchor is not None else c.search_radius_m
+        yaw = np.radians(c.search_yaw_deg)
+        return np.diag([half**2 / 3, half**2 / 3, yaw**2 / 3])
 
     def _transition(self) -> None:
         c = self.cfg
@@ -555,26 +563,30 @@ class BayesFilter:
             self.state, self.reason = State.SEARCHING, f"confidence fell to {format_confidence(conf)}"
         else:
             self.reason = f"confidence {format_confidence(conf)} below {c.converged_confidence:.2f}"
+        if self.readability < 1.0:
+            self.reason += (
+                f" (scans read weakly: median confidence {np.median(self._scan_confidences):.3f}, "
+                f"readability {self.readability:.2f})"
+            )
 
 
-def evidence_weight(confidence: float, full_confidence: float) -> float:
-    """How much of a scan the filter takes in: 1 from `full_confidence` up, else in proportion to the scan's own
-    confidence (decode.py: the mass its volume puts near its mode; with test-time views, their mixture's).
+def evidence_readability(median_confidence: float, readable_confidence: float) -> float:
+    """How far the belief's own confidence holds: 1 while the last scans' median single-scan confidence (decode.py:
+    the mass a scan's volume puts near its mode; with test-time views, their mixture's) reaches
+    `readable_confidence`, in proportion below it. The published confidence is the posterior's mass near the mode
+    times this, the covariance the same mixture with the prior region's spread.
 
-    The filter treats scans as independent readings of the place; on imagery the model reads poorly they are not:
-    its volumes keep singling out the same look-alike, each with little mass of its own, and a hundred of them
-    made a confident wrong belief (helsinki-dev's real orthophotos: 30 m off at confidence 0.9). A single scan's
-    confidence separates the two cases: on the synthetic towns half the scans reach 0.27-0.35, on real
-    orthophotos the median is 0.006-0.03. Shrinking the exponent (a power likelihood) counts such a scan as a
-    fraction of one, so the evidence of many weak scans adds up slowly and the posterior stays as wide as that
-    evidence is. Off by default: on helsinki-dev's three ray-cast drives (BENCHMARKS.md `real-sequence`) it cut
-    the worst confident error from 40 m to 7 m and two sites' means (5.4 -> 3.0 m, 31.6 -> 12.0 m) but broke
-    the third (1.8 -> 8.0 m): on real imagery a scan's confidence barely tells its right readings from its
-    wrong ones, so the weighting mostly slows every scan and lets a young belief wander. The median confidence
-    of the last 10 scans as the weight was worse (16.6 m on the first site)."""
-    if full_confidence <= 0:
+    The filter multiplies scans as independent readings of the place. On imagery the model reads poorly they are
+    not: its volumes keep singling out the same look-alike, and a hundred of them made a belief 30-40 m off at
+    confidence 0.9 (helsinki-dev's real orthophotos, BENCHMARKS.md `real-sequence`), which the node would have
+    published to Nav2. No single scan shows it, but their confidence as a whole does: in the filter's +-6 m
+    tracking window the median scan holds 0.33-0.49 on the synthetic val and test towns and 0.03-0.08 on the real
+    orthophotos. The estimate itself is left alone: weighting each scan by its own confidence instead (a power
+    likelihood) stopped the lock on two real drives but broke the third, where the confidence of a scan barely
+    tells its right readings from its wrong ones."""
+    if readable_confidence <= 0:
         return 1.0
-    return float(np.clip(confidence / full_confidence, 0.0, 1.0))
+    return float(np.clip(median_confidence / readable_confidence, 0.0, 1.0))
 
 
 def scale_axes(cov: np.ndarray, position: float, yaw: float) -> np.ndarray:

@@ -118,7 +118,9 @@ class FilteredLocalizer:
             "filter prior region": "released" if f.prior_region_m is None else f"+-{f.prior_region_m:.0f} m",
             "odometry scale": f"{scale:.4f}",  # learned: the factor on the reported translation
             "odometry drift deg/m": f"{np.degrees(drift):+.3f}",  # learned: added to the reported heading
-            "filter scan weight": "-" if not np.isfinite(f.scan_weight) else f"{f.scan_weight:.2f}",
+            # how far the posterior's confidence is trusted: the last scans' median confidence against the
+            # confidence the method shows on imagery it reads well
+            "filter readability": f"{f.readability:.2f}",
             "filter update ms": "-" if not np.isfinite(f.update_ms) else f"{f.update_ms:.1f}",
         }
 

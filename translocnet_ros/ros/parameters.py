@@ -121,13 +121,17 @@ PARAMETERS: dict[str, Param] = {
         0.001,
         0.9,
     ),
-    "filter.evidence_confidence": Param(
-        _F.evidence_confidence,
-        "filter: a scan counts fully from this single-scan confidence up; below, its tempering shrinks in "
-        "proportion (scans the model reads poorly move the belief little; 0: every scan fully)",
+    "filter.readable_confidence": Param(
+        _F.readable_confidence,
+        "filter: the posterior's confidence is trusted fully while the median single-scan confidence of the last "
+        "filter.readable_window scans reaches this, in proportion below (imagery the model reads poorly: nothing "
+        "published; 0: always trusted)",
         True,
         0.0,
         1.0,
+    ),
+    "filter.readable_window": Param(
+        _F.readable_window, "filter: scans whose median confidence sets the readability", False, 1, 1000
     ),
     "filter.motion_trans_per_m": Param(
         _F.motion.trans_per_m, "filter: odometry position noise sd per metre travelled", True, 0.0, 1.0
@@ -293,7 +297,8 @@ def filter_config(values: dict) -> FilterConfig:
         particles=values["filter.particles"],
         tempering=values["filter.tempering"],
         uniform_floor=values["filter.uniform_floor"],
-        evidence_confidence=values["filter.evidence_confidence"],
+        readable_confidence=values["filter.readable_confidence"],
+        readable_window=values["filter.readable_window"],
         motion=MotionNoise(
             values["filter.motion_trans_per_m"],
             values["filter.motion_trans_m"],
