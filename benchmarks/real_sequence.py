@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.adapt import adapted_model  # noqa: E402
-from benchmarks.helsinki import sites  # noqa: E402
+from benchmarks.helsinki import CONFIDENCE_PUBLISH, sites  # noqa: E402
 from benchmarks.real_gap import save_small  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from benchmarks.sequence import converged_scores, hard_frames  # noqa: E402
@@ -70,6 +70,28 @@ def run_site(label: str, site: Path, drive: Path, out: Path) -> dict:
         "parts": {"dead": (gt, dead), "known": (gt, known), "sequence": (gt, seq)},
         "summary": score_sequence(gt, seq, method),
     }
+
+
+def published(parts: list, run: str) -> tuple[int, int, float] | None:
+    """Frames from the 10th on that the node would publish: (how many, how many of them > 2 m off, the largest
+    error among them). The filter's own decision in `sequence` (converged, posterior sound); a single frame
+    from confidence_publish up in `known`; None for dead reckoning, which publishes nothing."""
+    if run == "dead":
+        return None
+    errors, shown = [], []
+    for gt, res in parts:
+        errors.append(frame_errors(gt, estimates(res))["position"][CONVERGED_FROM:])
+        res = res[CONVERGED_FROM:]
+        shown.append([r.published if run == "sequence" else r.confidence >= CONFIDENCE_PUBLISH for r in res])
+    e, pub = np.concatenate(errors), np.concatenate(shown).astype(bool)
+    return int(pub.sum()), int((e[pub] > 2.0).sum()), float(e[pub].max()) if pub.any() else float("nan")
+
+
+def publish_cells(p: tuple[int, int, float] | None) -> str:
+    if p is None:
+        return " | | "
+    n, off, worst = p
+    return f"{n} | {off} | {'-' if not n else f'{worst:.1f}'}"
 
 
 def estimates(results) -> np.ndarray:
@@ -138,6 +160,7 @@ def main() -> int:
                 float(frame_errors(gt, estimates(res))["position"][CONVERGED_FROM:].mean())
                 for gt, res in parts
             ]
+            extra["published"] = published(parts, run)
             rows.append((label, run, conv, site_means, extra))
             print(
                 f"{label:12s} {run:9s} {conv['position_error_m']} per site {np.round(site_means, 2)} {extra}"
@@ -162,11 +185,15 @@ def main() -> int:
         "a +-20 m / +-10 deg prior; `sequence`: the first prior only, then noisy odometry through the particle "
         "filter (DESIGN.md §6); `adapted`: the default model after `translocnet adapt` on the site's "
         "orthophoto. Every figure is over the frames from the 10th on; per-site means in site order "
-        f"({', '.join(s.name for s in drives)}). Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
+        f"({', '.join(s.name for s in drives)}). Published: the frames the node would publish, the filter's own "
+        "decision in `sequence` (converged: posterior mass within 1 m / 2 deg >= 0.5 after its readability, "
+        "`filter.readable_confidence`; posterior sound), a single frame from the node's `confidence_publish` "
+        f"{CONFIDENCE_PUBLISH} up in `known`. Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
         "",
         "| method | run | n | pos. mean [m] | pos. median [m] | yaw mean [deg] | lat R@1m | lon R@1m | yaw R@1° "
-        "| per-site mean [m] | first fix (frame, per site) | divergences |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| per-site mean [m] | first fix (frame, per site) | divergences | published | of those > 2 m "
+        "| largest published error [m] |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, run, c, site_means, extra in rows:
         lines.append(
@@ -174,7 +201,8 @@ def main() -> int:
             f"| {c['position_error_m']['median']:.2f} | {c['yaw_error_deg']['mean']:.2f} "
             f"| {c['lateral_recall']['1m']:.1%} | {c['longitudinal_recall']['1m']:.1%} "
             f"| {c['yaw_recall']['1deg']:.1%} | {' / '.join(f'{m:.1f}' for m in site_means)} "
-            f"| {' '.join(str(f) for f in extra.get('first_fix', []))} | {extra.get('divergences', '')} |"
+            f"| {' '.join(str(f) for f in extra.get('first_fix', []))} | {extra.get('divergences', '')} "
+            f"| {publish_cells(extra['published'])} |"
         )
     lines += ["", "Frames (from the 10th on) where the single-frame estimate is off by more than 2 m:", ""]
     for label, h in hard.items():

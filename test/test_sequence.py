@@ -11,10 +11,12 @@ from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.evaluation.metrics import frame_errors
 from translocnet_ros.evaluation.protocol import CSV_HEADER, draw_priors
 from translocnet_ros.evaluation.robustness import Corruption
-from translocnet_ros.evaluation.sequence import SequenceError, check_sequential, noisy_odometry
+from translocnet_ros.evaluation.sequence import SequenceError, check_sequential, noisy_odometry, run_sequence
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.imagery.geotiff import GeoTiffSource
+from translocnet_ros.localization.filter import FilterConfig
+from translocnet_ros.localization.methods import make_method
 
 
 def test_odometry_noise_is_seeded_and_as_specified():
@@ -122,3 +124,22 @@ def test_eval_sequence_robustness_options_reach_the_run(small_town, tmp_path):
     steps = np.hypot(*np.diff(dead, axis=0).T)
     assert steps[5] == pytest.approx(30.0, abs=2.0) and np.delete(steps, 5).max() < 2.0  # the missed jump
     assert len(rows) == 8 and s["n"] == 8 and s["converged"] is None  # fewer than 10 frames
+
+
+def test_published_frames_are_the_engines_decision_and_follow_the_readability(small_town):
+    """run_sequence records what the node would publish: only converged beliefs; a filter that never trusts its
+    scans' readability (readable_confidence 10: a confidence is at most 1, so the readability at most 0.1)
+    publishes nothing, with the same estimates."""
+    src = GeoTiffSource(small_town / "ortho.tif")
+    runs = {}
+    for readable in (0.2, 10.0):
+        cfg = FilterConfig(readable_confidence=readable)
+        _, runs[readable] = run_sequence(
+            make_method("ncc"), KittiDrive(small_town / "drive_00"), src, src.crs, 0, 1, 15, False, cfg
+        )
+    trusted, doubted = runs[0.2], runs[10.0]
+    assert any(r.published for r in trusted)
+    assert all(r.state == "CONVERGED" for r in trusted if r.published)
+    assert not any(r.published for r in doubted) and all(r.state != "CONVERGED" for r in doubted)
+    assert max(r.confidence for r in doubted) <= 0.1
+    assert [r.est for r in trusted[:5]] == [r.est for r in doubted[:5]]

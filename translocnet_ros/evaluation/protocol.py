@@ -69,6 +69,7 @@ class FrameResult:
     error: str = ""
     filter_ms: float = float("nan")  # sequence protocol: the filter's own update
     state: str = ""  # sequence protocol: the filter's state after this frame
+    published: bool = False  # sequence protocol: the node would publish this estimate (fusion.Step.publish)
 
 
 def run_protocol(

@@ -107,6 +107,7 @@ def run_sequence(
                 step.error,
                 step.filter_ms,
                 step.state,
+                step.publish,
             )
         )
     return gt.xy_yaw()[idx], results
