@@ -72,6 +72,26 @@ def test_publishes_only_a_converged_posterior_and_says_why_not():
     assert s.fused and not s.publish and s.reason.startswith("filter searching")
 
 
+def test_a_converged_belief_on_weakly_read_scans_is_not_published():
+    """The same drive with every volume a tenth as peaked (scans the model reads poorly): the filter converges as
+    before, but its confidence times its readability stays below the converged bar, so nothing is published
+    and the reason says why."""
+    method = WeakVolumeAt()
+    engine = FilteredLocalizer(method, FilterConfig(seed=1, readable_window=5), publish_min=0.2)
+    truth = Pose2D(300.0, 200.0, 0.4)
+    engine.set_initial_pose(truth.offset(2.0, -1.0, np.radians(2.0)), yaw_std_rad=np.radians(5.0))
+    _, _, steps = drive(engine, method, truth, Pose2D(0.0, 0.0, 0.0), 30)
+    assert steps[-1].state == "CONVERGED" and engine.filter.posterior_mass >= 0.5
+    assert not any(s.publish for s in steps[10:])
+    assert "scans read weakly" in steps[-1].reason and steps[-1].estimate.confidence < 0.5
+
+
+class WeakVolumeAt(VolumeAt):
+    def score_volume(self, scan, imagery, prior, window):
+        v = super().score_volume(scan, imagery, prior, window)
+        return type(v)(0.15 * v.logits, v.prior, v.yaw_offsets, v.m_per_px, v.centre_px)
+
+
 def test_confidence_stays_below_one_so_confidence_publish_one_publishes_nothing():
     """A sharp likelihood on every scan gathers all the particles' weight near the mode (their mass there is 1,
     the confidence that made `confidence_publish: 1.0` publish): the confidence is a probability estimated from

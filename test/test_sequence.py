@@ -129,7 +129,7 @@ def test_eval_sequence_robustness_options_reach_the_run(small_town, tmp_path):
 def test_published_frames_are_the_engines_decision_and_follow_the_readability(small_town):
     """run_sequence records what the node would publish: only converged beliefs; a filter that never trusts its
     scans' readability (readable_confidence 10: a confidence is at most 1, so the readability at most 0.1)
-    publishes nothing, with the same estimates."""
+    publishes nothing, with the same states and estimates."""
     src = GeoTiffSource(small_town / "ortho.tif")
     runs = {}
     for readable in (0.2, 10.0):
@@ -140,6 +140,6 @@ def test_published_frames_are_the_engines_decision_and_follow_the_readability(sm
     trusted, doubted = runs[0.2], runs[10.0]
     assert any(r.published for r in trusted)
     assert all(r.state == "CONVERGED" for r in trusted if r.published)
-    assert not any(r.published for r in doubted) and all(r.state != "CONVERGED" for r in doubted)
-    assert max(r.confidence for r in doubted) <= 0.1
-    assert [r.est for r in trusted[:5]] == [r.est for r in doubted[:5]]
+    assert not any(r.published for r in doubted) and max(r.confidence for r in doubted) <= 0.1
+    # the readability changes what is published, not the filter: same states, same estimates
+    assert [(r.est, r.state) for r in trusted] == [(r.est, r.state) for r in doubted]

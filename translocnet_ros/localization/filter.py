@@ -192,6 +192,7 @@ class BayesFilter:
         # single-scan confidences of the last scans: how well the method reads this imagery
         self._scan_confidences: deque[float] = deque(maxlen=max(1, self.cfg.readable_window))
         self.readability = 1.0
+        self.posterior_mass = 0.0  # the particles' mass near the mode, before the readability
         self._region: SearchWindow | None = None  # uniform prior around self.mode, until the next scan
         self._agrees: deque[bool] = deque(maxlen=self.cfg.diverge_window)
         self._elsewhere = 0  # scans in a row whose volume peaked far above its density at the belief
@@ -525,10 +526,13 @@ class BayesFilter:
         near = (np.hypot(d[:, 0], d[:, 1]) <= NEAR_M) & (np.abs(d[:, 2]) <= NEAR_RAD)
         self.mode = Pose2D(float(mode[0]), float(mode[1]), float(mode[2]))
         cov = scale_axes(cov, self.covariance_scale, self.yaw_scale)
-        r = self.readability  # the posterior holds only as far as the scans are read as on familiar imagery
+        # the posterior's own mass near the mode drives the states; what is published holds only as far as the
+        # scans are read as on familiar imagery (evidence_readability())
+        self.posterior_mass = particle_confidence(w, near)
+        r = self.readability
         if r < 1.0:
             cov = r * cov + (1.0 - r) * self._prior_spread()
-        self.estimate = Estimate(self.mode, cov, r * particle_confidence(w, near))
+        self.estimate = Estimate(self.mode, cov, r * self.posterior_mass)
 
     def _prior_spread(self) -> np.ndarray:
         """Second moment of a pose spread evenly over the region the last prior allows (its window moved by the
@@ -551,30 +555,36 @@ class BayesFilter:
                 centre, SearchWindow(radius, np.radians(c.lost_yaw_deg)), why, State.DIVERGED, external=False
             )
             return
-        conf = self.estimate.confidence
+        conf = self.posterior_mass  # the states follow the posterior; the readability only what is published
         if conf >= c.converged_confidence:
             self.state, self.reason = State.CONVERGED, f"confidence {format_confidence(conf)}"
             self._held += 1
             if self._held >= c.anchor_release_scans:  # an established belief answers for itself from now on
                 self._anchor = None
-            return
-        self._held = 0
-        if self.state == State.CONVERGED:
-            self.state, self.reason = State.SEARCHING, f"confidence fell to {format_confidence(conf)}"
         else:
-            self.reason = f"confidence {format_confidence(conf)} below {c.converged_confidence:.2f}"
+            self._held = 0
+            if self.state == State.CONVERGED:
+                self.state, self.reason = State.SEARCHING, f"confidence fell to {format_confidence(conf)}"
+            else:
+                self.reason = f"confidence {format_confidence(conf)} below {c.converged_confidence:.2f}"
         if self.readability < 1.0:
-            self.reason += (
-                f" (scans read weakly: median confidence {np.median(self._scan_confidences):.3f}, "
-                f"readability {self.readability:.2f})"
-            )
+            self.reason += f" ({self.weak_reading()})"
+
+    def weak_reading(self) -> str:
+        """Why the published confidence is below the posterior's own (readability below 1)."""
+        return (
+            f"scans read weakly: median scan confidence {np.median(self._scan_confidences):.3f} "
+            f"< {self.cfg.readable_confidence:g}, readability {self.readability:.2f}"
+        )
 
 
 def evidence_readability(median_confidence: float, readable_confidence: float) -> float:
     """How far the belief's own confidence holds: 1 while the last scans' median single-scan confidence (decode.py:
     the mass a scan's volume puts near its mode; with test-time views, their mixture's) reaches
     `readable_confidence`, in proportion below it. The published confidence is the posterior's mass near the mode
-    times this, the covariance the same mixture with the prior region's spread.
+    times this, the covariance the same mixture with the prior region's spread; the filter's states and windows
+    follow the posterior itself, so the estimates are those of a filter without it, and a converged belief is
+    published only when its published confidence also reaches converged_confidence (fusion.py).
 
     The filter multiplies scans as independent readings of the place. On imagery the model reads poorly they are
     not: its volumes keep singling out the same look-alike, and a hundred of them made a belief 30-40 m off at

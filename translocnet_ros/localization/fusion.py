@@ -252,6 +252,11 @@ class FilteredLocalizer:
             return f"low confidence {format_confidence(est.confidence)} (< confidence_publish {self.publish_min:g})"
         if self.filter.state != State.CONVERGED:
             return f"filter {self.filter.state.value} ({self.filter.reason})"
+        if est.confidence < self.filter.cfg.converged_confidence:  # converged, but on scans read weakly
+            return (
+                f"confidence {format_confidence(est.confidence)} < {self.filter.cfg.converged_confidence:g} "
+                f"({self.filter.weak_reading()})"
+            )
         return ""
 
 
