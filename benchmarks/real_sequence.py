@@ -72,17 +72,20 @@ def run_site(label: str, site: Path, drive: Path, out: Path) -> dict:
     }
 
 
-def published(parts: list, run: str) -> tuple[int, int, float] | None:
-    """Frames from the 10th on that the node would publish: (how many, how many of them > 2 m off, the largest
-    error among them). The filter's own decision in `sequence` (converged, posterior sound); a single frame
-    from confidence_publish up in `known`; None for dead reckoning, which publishes nothing."""
+def published(parts: list, errors: list[np.ndarray], run: str) -> tuple[int, int, float] | None:
+    """Frames from the 10th on (their position errors: `errors`, per site) that the node would publish: (how
+    many, how many of them > 2 m off, the largest error among them). The filter's own decision in `sequence`
+    (converged, posterior sound); a single frame from confidence_publish up in `known`; None for dead reckoning,
+    which publishes nothing."""
     if run == "dead":
         return None
-    errors, shown = [], []
-    for gt, res in parts:
-        errors.append(frame_errors(gt, estimates(res))["position"][CONVERGED_FROM:])
-        res = res[CONVERGED_FROM:]
-        shown.append([r.published if run == "sequence" else r.confidence >= CONFIDENCE_PUBLISH for r in res])
+    shown = [
+        [
+            r.published if run == "sequence" else r.confidence >= CONFIDENCE_PUBLISH
+            for r in res[CONVERGED_FROM:]
+        ]
+        for _, res in parts
+    ]
     e, pub = np.concatenate(errors), np.concatenate(shown).astype(bool)
     return int(pub.sum()), int((e[pub] > 2.0).sum()), float(e[pub].max()) if pub.any() else float("nan")
 
@@ -156,11 +159,9 @@ def main() -> int:
                 if run == "sequence"
                 else {}
             )
-            site_means = [
-                float(frame_errors(gt, estimates(res))["position"][CONVERGED_FROM:].mean())
-                for gt, res in parts
-            ]
-            extra["published"] = published(parts, run)
+            errors = [frame_errors(gt, estimates(res))["position"][CONVERGED_FROM:] for gt, res in parts]
+            site_means = [float(e.mean()) for e in errors]
+            extra["published"] = published(parts, errors, run)
             rows.append((label, run, conv, site_means, extra))
             print(
                 f"{label:12s} {run:9s} {conv['position_error_m']} per site {np.round(site_means, 2)} {extra}"
