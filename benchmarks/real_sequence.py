@@ -31,7 +31,7 @@ from benchmarks.adapt import adapted_model  # noqa: E402
 from benchmarks.helsinki import CONFIDENCE_PUBLISH, sites  # noqa: E402
 from benchmarks.real_gap import save_small  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
-from benchmarks.sequence import converged_scores, hard_frames  # noqa: E402
+from benchmarks.sequence import converged_scores, hard_frames, publish_cells, published  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors  # noqa: E402
 from translocnet_ros.evaluation.protocol import run_protocol, write_frames_csv  # noqa: E402
@@ -70,31 +70,6 @@ def run_site(label: str, site: Path, drive: Path, out: Path) -> dict:
         "parts": {"dead": (gt, dead), "known": (gt, known), "sequence": (gt, seq)},
         "summary": score_sequence(gt, seq, method),
     }
-
-
-def published(parts: list, errors: list[np.ndarray], run: str) -> tuple[int, int, float] | None:
-    """Frames from the 10th on (their position errors: `errors`, per site) that the node would publish: (how
-    many, how many of them > 2 m off, the largest error among them). The filter's own decision in `sequence`
-    (converged, posterior sound); a single frame from confidence_publish up in `known`; None for dead reckoning,
-    which publishes nothing."""
-    if run == "dead":
-        return None
-    shown = [
-        [
-            r.published if run == "sequence" else r.confidence >= CONFIDENCE_PUBLISH
-            for r in res[CONVERGED_FROM:]
-        ]
-        for _, res in parts
-    ]
-    e, pub = np.concatenate(errors), np.concatenate(shown).astype(bool)
-    return int(pub.sum()), int((e[pub] > 2.0).sum()), float(e[pub].max()) if pub.any() else float("nan")
-
-
-def publish_cells(p: tuple[int, int, float] | None) -> str:
-    if p is None:
-        return " | | "
-    n, off, worst = p
-    return f"{n} | {off} | {'-' if not n else f'{worst:.1f}'}"
 
 
 def estimates(results) -> np.ndarray:

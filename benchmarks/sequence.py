@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.helsinki import CONFIDENCE_PUBLISH  # noqa: E402
 from benchmarks.imagery_variants import VARIANTS, variant_towns  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
@@ -168,6 +169,13 @@ def main() -> int:
                 "converged_registration_removed": conv_reg,
                 "latency_ms": _percentiles([r.latency_ms for r in res_all]),
             }
+            errors = [
+                frame_errors(gt, np.array([[r.est.x, r.est.y, r.est.yaw] for r in res]))["position"][
+                    CONVERGED_FROM:
+                ]
+                for gt, res in parts
+            ]
+            entry["published"] = published(parts, errors, "sequence" if run != "known" else run)
             if run != "known":
                 sums = [s for _, _, s in outs]
                 entry["first_fix_frame"] = [s["first_fix_frame"] for s in sums]
@@ -218,6 +226,31 @@ def saved_frames(
     return out
 
 
+def published(parts: list, errors: list[np.ndarray], run: str) -> tuple[int, int, float] | None:
+    """Frames from the 10th on (their position errors: `errors`, per site) that the node would publish: (how
+    many, how many of them > 2 m off, the largest error among them). The filter's own decision in `sequence`
+    (converged, posterior sound); a single frame from confidence_publish up in `known`; None for dead reckoning,
+    which publishes nothing."""
+    if run == "dead":
+        return None
+    shown = [
+        [
+            r.published if run == "sequence" else r.confidence >= CONFIDENCE_PUBLISH
+            for r in res[CONVERGED_FROM:]
+        ]
+        for _, res in parts
+    ]
+    e, pub = np.concatenate(errors), np.concatenate(shown).astype(bool)
+    return int(pub.sum()), int((e[pub] > 2.0).sum()), float(e[pub].max()) if pub.any() else float("nan")
+
+
+def publish_cells(p: tuple[int, int, float] | None) -> str:
+    if p is None:
+        return " | | "
+    n, off, worst = p
+    return f"{n} | {off} | {'-' if not n else f'{worst:.1f}'}"
+
+
 def hard_frames(known, sequence) -> dict:
     """Frames (from the 10th on) where the single-frame estimate is off by more than 2 m: how often the filter
     is within 1 m there."""
@@ -247,6 +280,8 @@ def _line(e: dict) -> str:
         s += f" filter p50 {e['filter_ms'].get('p50', float('nan')):.1f} ms div {e['divergences']}"
     if "kidnap_recovered_after" in e:
         s += f" kidnap recovered after {e['kidnap_recovered_after']}"
+    if e.get("published"):
+        s += " published {} (> 2 m: {}, largest {:.1f} m)".format(*e["published"])
     return s
 
 
@@ -270,8 +305,8 @@ def table(report: dict, args) -> str:
         "",
         "| method | run | towns | n | pos. mean [m] | pos. median [m] | mean, reg. removed [m] | yaw mean [deg] "
         "| lat R@1m | lon R@1m | yaw R@1° | first fix (frame, per town) | divergences | step p50 / p95 [ms] "
-        "| filter p50 / p95 [ms] | device |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| filter p50 / p95 [ms] | device | published | of those > 2 m | largest published error [m] |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, runs in report["methods"].items():
         for run in ("dead", *RUNS):
@@ -290,7 +325,7 @@ def table(report: dict, args) -> str:
                 f"| {c['yaw_error_deg']['mean']:.2f} | {c['lateral_recall']['1m']:.1%} "
                 f"| {c['longitudinal_recall']['1m']:.1%} | {c['yaw_recall']['1deg']:.1%} "
                 f"| {' '.join(str(f) for f in e.get('first_fix_frame', []))} | {e.get('divergences', '')} "
-                f"| {step} | {fstep} | {c['device'] if lat else ''} |"
+                f"| {step} | {fstep} | {c['device'] if lat else ''} | {publish_cells(e.get('published'))} |"
             )
     lines += [
         "",

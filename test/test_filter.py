@@ -514,3 +514,64 @@ def test_weak_scans_that_keep_singling_out_a_look_alike_are_not_trusted():
     sd = np.sqrt(np.diag(honest.estimate.covariance)[:2])
     assert np.all(sd > 5.0) and np.all(np.sqrt(np.diag(trusting.estimate.covariance)[:2]) < 1.0)
     assert honest.estimate.pose == trusting.estimate.pose  # the same evidence, the same belief
+
+
+def test_weakly_read_scans_keep_the_belief_inside_a_prior_region():
+    """helsinki-dev, the unadapted model: a belief converged on weakly read scans was released from the prior's
+    region and its wide searches then followed look-alikes 100 m away. Weak scans never release the region, and
+    an established belief whose scans turn weak is bounded again around where it was: the same look-alike
+    42 m away takes the belief there only when every scan counts as readable (readable_confidence 0)."""
+    truth = Pose2D(0.0, 0.0, 0.2)
+    look_alike = truth.offset(-30.0, 30.0, 0.0)
+    ends = {}
+    for readable in (0.2, 0.0):
+        filt = BayesFilter(FilterConfig(seed=21, readable_confidence=readable, readable_window=5))
+        filt.seed(truth, KNOWN, "initial pose")
+        for _ in range(15):  # sharp scans of the truth: established, the region released
+            filt.update(gaussian_volume(truth, *filt.search_window()))
+        assert filt.state == State.CONVERGED and filt.prior_region_m is None
+        for _ in range(10):  # the scans turn weak (the vehicle drove onto imagery the model reads poorly)
+            filt.update(weak(gaussian_volume(truth, *filt.search_window(), sd=1.0), 0.3))
+        if readable:  # bounded again: a prior's window around where it was (standing still: not growing)
+            assert filt.readability < 1.0 and filt.prior_region_m == pytest.approx(filt.cfg.search_radius_m)
+        for _ in range(50):  # and lean towards the look-alike
+            filt.update(weak(gaussian_volume(look_alike, *filt.search_window(), sd=1.0), 0.3))
+        ends[readable] = filt.mode
+        if readable:
+            assert filt.divergences >= 1 and filt.prior_region_m == pytest.approx(filt.cfg.search_radius_m)
+            assert (
+                max(abs(filt.mode.x - truth.x), abs(filt.mode.y - truth.y)) <= filt.cfg.search_radius_m + 1.0
+            )
+    assert np.hypot(ends[0.0].x - look_alike.x, ends[0.0].y - look_alike.y) < 2.0  # the failure it guards
+    assert np.hypot(ends[0.2].x - look_alike.x, ends[0.2].y - look_alike.y) > 10.0
+
+
+def test_scans_that_read_strongly_elsewhere_do_not_back_the_belief():
+    """helsinki-dev, the unadapted model: a belief sat 10 m off while the scans, now read strongly, peaked at the
+    truth; reweighting kept the particles where they were and concentrated them, so the posterior's own mass rose
+    to 0.9 and readability alone let it be published. Each scan's backing is the mass it puts near the belief it
+    is fused into: sharp scans 4 m from the belief back it with none, so the published confidence falls to 0
+    while the posterior's own mass stays high; a scan that re-makes the belief (relocation) backs it fully."""
+    truth = Pose2D(0.0, 0.0, 0.2)
+    filt = BayesFilter(FilterConfig(seed=8, readable_window=5, relocate_scans=0))
+    filt.seed(truth, KNOWN, "test")
+    for _ in range(15):
+        filt.update(gaussian_volume(truth, *filt.search_window()))
+    assert filt.backing == 1.0 and filt.estimate.confidence > 0.9
+    for _ in range(5):
+        filt.update(gaussian_volume(truth.offset(4.0, 0.0, 0.0), *filt.search_window()))
+    assert filt.readability == 1.0 and filt.backing < 0.05
+    assert filt.posterior_mass > 0.9 and filt.estimate.confidence < 0.05
+    assert "scans back the belief weakly" in filt.reason
+    moved = BayesFilter(
+        FilterConfig(seed=8, readable_window=5)
+    )  # relocation on: the scans re-make the belief
+    moved.seed(truth, KNOWN, "test")
+    for n in range(25):
+        peak = truth if n < 15 else truth.offset(4.0, 0.0, 0.0)
+        moved.update(gaussian_volume(peak, *moved.search_window()))
+    assert (
+        moved.divergences == 1
+        and np.hypot(moved.mode.x - 4.0 * np.cos(0.2), moved.mode.y - 4.0 * np.sin(0.2)) < 1
+    )
+    assert moved.backing == 1.0 and moved.estimate.confidence > 0.5

@@ -157,10 +157,7 @@ def decode_parts(volume: ScoreVolume, temperature: float = 1.0) -> DecodedVolume
     pose = Pose2D(float(x), float(y), float(wrap_angle(prior.yaw + yaw)))
 
     p = _softmax(logits)
-    xs, ys = volume.cell_centres()
-    dx = (xs - pose.x)[None, None, :]
-    dy = (ys - pose.y)[None, :, None]
-    dyaw = wrap_angle(prior.yaw + yaw_offsets - pose.yaw)[:, None, None]
+    dx, dy, dyaw = _offsets(volume, pose)
     cells = [np.broadcast_to(v, p.shape) for v in (dx, dy, dyaw)]
     cov = np.array([[np.sum(p * a * b) for b in cells] for a in cells])
     step_yaw = float(np.min(np.diff(np.sort(yaw_offsets)))) if nk > 1 else np.radians(1.0)
@@ -170,6 +167,25 @@ def decode_parts(volume: ScoreVolume, temperature: float = 1.0) -> DecodedVolume
     return DecodedVolume(
         pose, cov, near_mass(volume, p, near, temperature), window, p.max(axis=0).astype(np.float32)
     )
+
+
+def _offsets(volume: ScoreVolume, pose: Pose2D) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each cell's (x, y, yaw) offset from `pose`, broadcastable to the volume's (K, H, W)."""
+    xs, ys = volume.cell_centres()
+    return (
+        (xs - pose.x)[None, None, :],
+        (ys - pose.y)[None, :, None],
+        wrap_angle(volume.prior.yaw + volume.yaw_offsets - pose.yaw)[:, None, None],
+    )
+
+
+def mass_near(volume: ScoreVolume, pose: Pose2D, temperature: float = 1.0) -> float:
+    """The probability a volume puts within NEAR_M / NEAR_RAD of a given pose (not its own mode): how far the scan
+    backs that pose (the filter's belief), as its confidence says how far it backs its own mode."""
+    p = _softmax(volume.logits / temperature)
+    dx, dy, dyaw = _offsets(volume, pose)
+    near = (np.hypot(dx, dy) <= NEAR_M) & (np.abs(dyaw) <= NEAR_RAD)
+    return near_mass(volume, p, np.broadcast_to(near, p.shape), temperature)
 
 
 def near_mass(volume: ScoreVolume, p: np.ndarray, near: np.ndarray, temperature: float) -> float:

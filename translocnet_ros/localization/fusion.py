@@ -121,6 +121,8 @@ class FilteredLocalizer:
             # how far the posterior's confidence is trusted: the last scans' median confidence against the
             # confidence the method shows on imagery it reads well
             "filter readability": f"{f.readability:.2f}",
+            # how far the last scans back the belief: the median mass they put near it, against the same bar
+            "filter backing": f"{f.backing:.2f}",
             "filter update ms": "-" if not np.isfinite(f.update_ms) else f"{f.update_ms:.1f}",
         }
 

@@ -124,14 +124,18 @@ PARAMETERS: dict[str, Param] = {
     "filter.readable_confidence": Param(
         _F.readable_confidence,
         "filter: the posterior's confidence is trusted fully while the median single-scan confidence of the last "
-        "filter.readable_window scans reaches this, in proportion below (imagery the model reads poorly: nothing "
-        "published; 0: always trusted)",
+        "filter.readable_window scans, and their median mass near the belief, reach this; in proportion below "
+        "(imagery the model reads poorly, scans that single out another place: not published; 0: always trusted)",
         True,
         0.0,
         1.0,
     ),
     "filter.readable_window": Param(
-        _F.readable_window, "filter: scans whose median confidence sets the readability", False, 1, 1000
+        _F.readable_window,
+        "filter: scans whose median confidence sets the readability and backing",
+        False,
+        1,
+        1000,
     ),
     "filter.motion_trans_per_m": Param(
         _F.motion.trans_per_m, "filter: odometry position noise sd per metre travelled", True, 0.0, 1.0
@@ -203,8 +207,8 @@ PARAMETERS: dict[str, Param] = {
     ),
     "filter.anchor_release_scans": Param(
         _F.anchor_release_scans,
-        "filter: scans in a row the belief must hold converged before it may leave that region (a kidnapping); "
-        "0 = no region",
+        "filter: scans in a row the belief must hold converged on readable scans (readability 1) before it may "
+        "leave that region (a kidnapping); 0 = no region",
         True,
         0,
         1000,
