@@ -575,3 +575,21 @@ def test_scans_that_read_strongly_elsewhere_do_not_back_the_belief():
         and np.hypot(moved.mode.x - 4.0 * np.cos(0.2), moved.mode.y - 4.0 * np.sin(0.2)) < 1
     )
     assert moved.backing == 1.0 and moved.estimate.confidence > 0.5
+
+
+def test_without_relocation_weak_scans_do_not_bound_the_belief():
+    """A method whose single-scan peaks are not trusted (NCC: relocate_scans 0) gets back from a kidnapping only
+    through a divergence's wide search; bounding that by readability cost NCC two recoveries of eight on the
+    synthetic test towns. Its weak scans neither hold nor restore the prior's region."""
+    truth = Pose2D(0.0, 0.0, 0.2)
+    regions = {}
+    for relocate in (4, 0):
+        filt = BayesFilter(FilterConfig(seed=3, readable_window=5, relocate_scans=relocate))
+        filt.seed(truth, KNOWN, "initial pose")
+        for _ in range(15):
+            filt.update(gaussian_volume(truth, *filt.search_window()))
+        for _ in range(10):
+            filt.update(weak(gaussian_volume(truth, *filt.search_window(), sd=1.0), 0.3))
+        assert filt.readability < 1.0
+        regions[relocate] = filt.prior_region_m
+    assert regions[4] == pytest.approx(FilterConfig().search_radius_m) and regions[0] is None

@@ -46,9 +46,9 @@ in a row, relocations go only to places inside it and a divergence's wide search
 established belief answers for itself (a kidnapping the odometry missed can take it anywhere). Established means
 converged on scans read as on familiar imagery (readability 1, evidence_readability()): on real orthophotos the
 model read weakly, a belief converged on look-alikes, was released, and relocations then followed look-alikes
-100 m away (helsinki-dev, the unadapted model, BENCHMARKS.md `real-sequence`). So scans read weakly never release
-the region, and when an established belief's scans start to read weakly it gets one again: a prior's window
-around where it is, moved by the odometry from then on.
+100 m away (helsinki-dev, the unadapted model, BENCHMARKS.md `real-sequence`). So where relocation is on, scans
+read weakly never release the region, and when an established belief's scans start to read weakly it gets one
+again: a prior's window around where it is, moved by the odometry from then on.
 
 Each particle also carries its own odometry calibration: a scale on the reported translation and a heading drift
 per metre. A wheel odometry errs systematically (tyre radius, load, a yaw-rate bias), and a filter whose motion
@@ -566,7 +566,10 @@ class BayesFilter:
             )
             return
         conf = self.posterior_mass  # the states follow the posterior; the readability only what is published
-        readable = self.readability >= 1.0
+        # weakly read scans keep the belief bounded where single-scan peaks can move it (relocation); without
+        # relocation a divergence's wide search is the only way back after a kidnapping, and bounding it by
+        # readability took NCC's recovery on the synthetic test towns from 5 towns of 8 to 3
+        readable = self.readability >= 1.0 or c.relocate_scans <= 0
         if conf >= c.converged_confidence:
             self.state, self.reason = State.CONVERGED, f"confidence {format_confidence(conf)}"
             # an established belief (converged on scans read as on familiar imagery) answers for itself
