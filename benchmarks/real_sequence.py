@@ -31,7 +31,14 @@ from benchmarks.adapt import adapted_model  # noqa: E402
 from benchmarks.helsinki import CONFIDENCE_PUBLISH, sites  # noqa: E402
 from benchmarks.real_gap import save_small  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
-from benchmarks.sequence import converged_scores, hard_frames, publish_cells, published  # noqa: E402
+from benchmarks.sequence import (  # noqa: E402
+    converged_errors,
+    converged_scores,
+    estimates,
+    hard_frames,
+    publish_cells,
+    published,
+)
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors  # noqa: E402
 from translocnet_ros.evaluation.protocol import run_protocol, write_frames_csv  # noqa: E402
@@ -70,10 +77,6 @@ def run_site(label: str, site: Path, drive: Path, out: Path) -> dict:
         "parts": {"dead": (gt, dead), "known": (gt, known), "sequence": (gt, seq)},
         "summary": score_sequence(gt, seq, method),
     }
-
-
-def estimates(results) -> np.ndarray:
-    return np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
 
 
 def figure(site_runs: dict, drives: dict, path: Path, label: str) -> None:
@@ -134,9 +137,9 @@ def main() -> int:
                 if run == "sequence"
                 else {}
             )
-            errors = [frame_errors(gt, estimates(res))["position"][CONVERGED_FROM:] for gt, res in parts]
+            errors = converged_errors(parts)
             site_means = [float(e.mean()) for e in errors]
-            extra["published"] = published(parts, errors, run)
+            extra["published"] = None if run == "dead" else published(parts, errors, run == "sequence")
             rows.append((label, run, conv, site_means, extra))
             print(
                 f"{label:12s} {run:9s} {conv['position_error_m']} per site {np.round(site_means, 2)} {extra}"

@@ -85,7 +85,7 @@ def converged_scores(parts, registration, method) -> tuple[dict, dict]:
     """§6 metrics over frames from the 10th on of every town, as is and with the georegistration removed."""
     gts, ests, ests_reg, lats = [], [], [], []
     for (gt, res), reg in zip(parts, registration):
-        est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in res])[CONVERGED_FROM:]
+        est = estimates(res)[CONVERGED_FROM:]
         gts.append(gt[CONVERGED_FROM:])
         ests.append(est)
         ests_reg.append(est - [reg[0], reg[1], 0.0])
@@ -169,13 +169,7 @@ def main() -> int:
                 "converged_registration_removed": conv_reg,
                 "latency_ms": _percentiles([r.latency_ms for r in res_all]),
             }
-            errors = [
-                frame_errors(gt, np.array([[r.est.x, r.est.y, r.est.yaw] for r in res]))["position"][
-                    CONVERGED_FROM:
-                ]
-                for gt, res in parts
-            ]
-            entry["published"] = published(parts, errors, "sequence" if run != "known" else run)
+            entry["published"] = published(parts, converged_errors(parts), filtered=run != "known")
             if run != "known":
                 sums = [s for _, _, s in outs]
                 entry["first_fix_frame"] = [s["first_fix_frame"] for s in sums]
@@ -226,18 +220,22 @@ def saved_frames(
     return out
 
 
-def published(parts: list, errors: list[np.ndarray], run: str) -> tuple[int, int, float] | None:
-    """Frames from the 10th on (their position errors: `errors`, per site) that the node would publish: (how
-    many, how many of them > 2 m off, the largest error among them). The filter's own decision in `sequence`
-    (converged, posterior sound); a single frame from confidence_publish up in `known`; None for dead reckoning,
-    which publishes nothing."""
-    if run == "dead":
-        return None
+def estimates(results) -> np.ndarray:
+    """(x, y, yaw) of each frame's estimate."""
+    return np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
+
+
+def converged_errors(parts) -> list[np.ndarray]:
+    """Per (ground truth, results) part, the position errors of the frames from the 10th on."""
+    return [frame_errors(gt, estimates(res))["position"][CONVERGED_FROM:] for gt, res in parts]
+
+
+def published(parts: list, errors: list[np.ndarray], filtered: bool) -> tuple[int, int, float]:
+    """Frames from the 10th on (their position errors: `errors`, per part) that the node would publish: (how
+    many, how many of them > 2 m off, the largest error among them). The filter's own decision when `filtered`
+    (converged, posterior sound); else a single frame from confidence_publish up."""
     shown = [
-        [
-            r.published if run == "sequence" else r.confidence >= CONFIDENCE_PUBLISH
-            for r in res[CONVERGED_FROM:]
-        ]
+        [r.published if filtered else r.confidence >= CONFIDENCE_PUBLISH for r in res[CONVERGED_FROM:]]
         for _, res in parts
     ]
     e, pub = np.concatenate(errors), np.concatenate(shown).astype(bool)
@@ -256,8 +254,8 @@ def hard_frames(known, sequence) -> dict:
     is within 1 m there."""
     n = hits = 0
     for (gt, kres), (_, sres) in zip(known, sequence):
-        k = frame_errors(gt, np.array([[r.est.x, r.est.y, r.est.yaw] for r in kres]))["position"]
-        s = frame_errors(gt, np.array([[r.est.x, r.est.y, r.est.yaw] for r in sres]))["position"]
+        k = frame_errors(gt, estimates(kres))["position"]
+        s = frame_errors(gt, estimates(sres))["position"]
         hard = k[CONVERGED_FROM:] > 2.0
         n += int(hard.sum())
         hits += int((s[CONVERGED_FROM:][hard] <= 1.0).sum())
