@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from translocnet_ros.dataset.kitti import KittiDrive
-from translocnet_ros.evaluation.protocol import run_protocol, score_results
+from translocnet_ros.evaluation.protocol import PUBLISH_CONFIDENCE, run_protocol, score_results
 from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.localization.methods import make_method
 from translocnet_ros.synth.cloud_scene import raycast_site
 
 HELSINKI = Path(__file__).resolve().parents[2] / "shared" / "data" / "helsinki-dev"
-CONFIDENCE_PUBLISH = 0.2  # the node's default `confidence_publish`
 
 
 def sites() -> list[Path]:
@@ -27,7 +26,7 @@ def sites() -> list[Path]:
 class SiteScore:
     score: dict  # score_results over all frames of the scored sites
     per_site_mean_m: list[float]
-    published: int  # frames with confidence >= CONFIDENCE_PUBLISH
+    published: int  # frames with confidence >= PUBLISH_CONFIDENCE
     published_within_2m: float | None  # their share within 2 m (None: none published)
 
     def row(self) -> str:
@@ -39,7 +38,10 @@ class SiteScore:
         )
 
 
-ROW_HEADER = "n | mean m | median m | lateral@1m | per-site mean m | published (conf >= 0.2) | of those < 2 m"
+ROW_HEADER = (
+    f"n | mean m | median m | lateral@1m | per-site mean m | published (conf >= {PUBLISH_CONFIDENCE:g}) "
+    "| of those < 2 m"
+)
 
 
 def table(first_column: str, rows: list[tuple[str, SiteScore]]) -> list[str]:
@@ -76,7 +78,7 @@ def score_sites(
         results += res
     gt_all = np.concatenate(gts)
     err = np.array([np.hypot(r.est.x - g[0], r.est.y - g[1]) for r, g in zip(results, gt_all)])
-    pub = np.array([r.confidence >= CONFIDENCE_PUBLISH for r in results])
+    pub = np.array([r.confidence >= PUBLISH_CONFIDENCE for r in results])
     return SiteScore(
         score_results(gt_all, results, method, protocol),
         per_site,

@@ -98,7 +98,7 @@ def score(volumes, truths, temperature: float, scale: float, wrong) -> dict:
 
 def sequence_score(frames, position: float, yaw: float) -> dict:
     """NEES of the temporal filter's posterior covariance (position and yaw variances times the factors) on the
-    frames whose posterior confidence reaches confidence_publish."""
+    frames whose published confidence reaches confidence_publish (calibrate_cli.published_filter_frames)."""
     gt, est, cov, conf = frames
     pub = conf >= PUBLISH_CONFIDENCE
     cov = scale_axes(cov[pub], position, yaw)

@@ -478,7 +478,7 @@ def figure_frame(site_paths: dict, site: str, frame_pos: int, tln) -> dict:
     crs = GeoTiffSource(p["imagery"]["real"]).crs
     window = PROTOCOLS[PROTOCOL]
     cfg = tln.cfg
-    size_m = 2 * (window.radius_m + cfg.bev_radius_m)
+    size_m = cfg.aerial_m(window.radius_m)
     rows, info = [], {"site": site}
     n = len(FRAME_ROWS)
     for scans_key, img_key in FRAME_ROWS:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.adapt import adapted_model  # noqa: E402
-from benchmarks.helsinki import CONFIDENCE_PUBLISH, sites  # noqa: E402
+from benchmarks.helsinki import sites  # noqa: E402
 from benchmarks.real_gap import save_small  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from benchmarks.sequence import (  # noqa: E402
@@ -41,7 +41,7 @@ from benchmarks.sequence import (  # noqa: E402
 )
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors  # noqa: E402
-from translocnet_ros.evaluation.protocol import run_protocol, write_frames_csv  # noqa: E402
+from translocnet_ros.evaluation.protocol import PUBLISH_CONFIDENCE, run_protocol, write_frames_csv  # noqa: E402
 from translocnet_ros.evaluation.sequence import CONVERGED_FROM, run_sequence, score_sequence  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.methods import make_method  # noqa: E402
@@ -167,7 +167,7 @@ def main() -> int:
         f"({', '.join(s.name for s in drives)}). Published: the frames the node would publish, the filter's own "
         "decision in `sequence` (converged: posterior mass within 1 m / 2 deg >= 0.5 after its readability, "
         "`filter.readable_confidence`; posterior sound), a single frame from the node's `confidence_publish` "
-        f"{CONFIDENCE_PUBLISH} up in `known`. Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
+        f"{PUBLISH_CONFIDENCE} up in `known`. Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
         "",
         "| method | run | n | pos. mean [m] | pos. median [m] | yaw mean [deg] | lat R@1m | lon R@1m | yaw R@1° "
         "| per-site mean [m] | first fix (frame, per site) | divergences | published | of those > 2 m "

@@ -25,12 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.helsinki import CONFIDENCE_PUBLISH  # noqa: E402
 from benchmarks.imagery_variants import VARIANTS, variant_towns  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors, summarize  # noqa: E402
-from translocnet_ros.evaluation.protocol import run_protocol, write_frames_csv  # noqa: E402
+from translocnet_ros.evaluation.protocol import PUBLISH_CONFIDENCE, run_protocol, write_frames_csv  # noqa: E402
 from translocnet_ros.evaluation.robustness import Corruption  # noqa: E402
 from translocnet_ros.evaluation.sequence import CONVERGED_FROM, run_sequence, score_sequence  # noqa: E402
 from translocnet_ros.geo.crs import MapFrame  # noqa: E402
@@ -235,7 +234,7 @@ def published(parts: list, errors: list[np.ndarray], filtered: bool) -> tuple[in
     many, how many of them > 2 m off, the largest error among them). The filter's own decision when `filtered`
     (converged, posterior sound); else a single frame from confidence_publish up."""
     shown = [
-        [r.published if filtered else r.confidence >= CONFIDENCE_PUBLISH for r in res[CONVERGED_FROM:]]
+        [r.published if filtered else r.confidence >= PUBLISH_CONFIDENCE for r in res[CONVERGED_FROM:]]
         for _, res in parts
     ]
     e, pub = np.concatenate(errors), np.concatenate(shown).astype(bool)

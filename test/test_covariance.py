@@ -76,6 +76,10 @@ def test_wrong_match_curve_round_trips_and_refuses_nonsense():
         WrongMatchCurve.from_dict({"confidence": [0.2, 0.1], "probability": [0.5, 0.0]})
     with pytest.raises(ValueError):
         WrongMatchCurve.from_dict({"confidence": [0.1], "probability": [1.5]})
+    with pytest.raises(
+        ValueError, match="non-increasing"
+    ):  # more confident, more often wrong: no calibration
+        WrongMatchCurve.from_dict({"confidence": [0.1, 0.5], "probability": [0.2, 0.6]})
 
 
 def test_wrong_match_rate_is_fitted_non_increasing_in_confidence():
@@ -128,6 +132,13 @@ def test_published_nees_counts_only_frames_the_node_would_publish():
     assert out["nees_xy_median"] == pytest.approx(np.median(nees_xy(gt[sel], est[sel], spread[sel])))
     none = published_nees(gt, est, spread, np.zeros(len(conf)))
     assert none["n"] == 0 and none["nees_xy_median"] is None
+    # a filtered drive: the engine's own decision, whatever the confidence
+    decided = np.arange(len(conf)) % 3 == 0
+    filtered = published_nees(gt, est, spread, conf, published=decided)
+    assert filtered["n"] == decided.sum() and filtered["min_confidence"] is None
+    assert filtered["nees_xy_median"] == pytest.approx(
+        np.median(nees_xy(gt[decided], est[decided], spread[decided]))
+    )
 
 
 def test_publish_threshold_is_the_nodes_default():

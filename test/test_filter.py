@@ -13,7 +13,6 @@ from translocnet_ros.localization.filter import (
     MotionNoise,
     State,
     evidence_readability,
-    fuse_scan,
 )
 from translocnet_ros.localization.types import LocalizationError, ScoreVolume, SearchWindow
 
@@ -201,20 +200,6 @@ class FakeMethod:
         if len(scan) == 0:
             raise LocalizationError("empty scan")
         return gaussian_volume(self.truth, prior, window)
-
-
-def test_fuse_scan_asks_for_the_belief_window_and_survives_empty_scans():
-    truth = Pose2D(3.0, 4.0, 0.2)
-    method, filt = FakeMethod(truth), BayesFilter(FilterConfig(seed=8))
-    with pytest.raises(LocalizationError):
-        fuse_scan(filt, method, np.ones((10, 4), np.float32), None)
-    filt.seed(Pose2D(0.0, 0.0, 0.25), KNOWN, "test")
-    est = fuse_scan(filt, method, np.ones((10, 4), np.float32), None)
-    assert method.calls[0] == (Pose2D(0.0, 0.0, 0.25), KNOWN)
-    with pytest.raises(LocalizationError):
-        fuse_scan(filt, method, np.empty((0, 4), np.float32), None)
-    assert filt.estimate.pose == est.pose and "empty scan" in filt.reason
-    assert np.isfinite(filt.update_ms)
 
 
 def test_a_lost_belief_diverges_on_noise_but_featureless_scans_do_not_count():

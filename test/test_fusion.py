@@ -9,7 +9,7 @@ from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.filter import FilterConfig, MotionNoise
 from translocnet_ros.localization.fusion import FilteredLocalizer
-from translocnet_ros.localization.types import LocalizationError
+from translocnet_ros.localization.types import LocalizationError, SearchWindow
 
 
 def street_scan(seed=0):
@@ -70,6 +70,29 @@ def test_publishes_only_a_converged_posterior_and_says_why_not():
     method.score_volume = lambda *a: wide
     s = engine.step(street_scan(), None, Pose2D(8.0, 0.0, 0.0))
     assert s.fused and not s.publish and s.reason.startswith("filter searching")
+
+
+def test_a_scan_is_scored_in_the_window_the_belief_asks_for_and_a_failed_one_keeps_the_belief():
+    method = VolumeAt()
+    engine = FilteredLocalizer(method, FilterConfig(seed=8))
+    engine.step(street_scan(), None, None)
+    assert not method.calls  # no prior yet: nothing to score
+    prior, window = Pose2D(0.0, 0.0, 0.25), SearchWindow(20.0, np.radians(10.0))
+    engine.seed(prior, window, "test")
+    method.truth = Pose2D(3.0, 4.0, 0.2)
+    fused = engine.step(street_scan(), None, None)
+    assert method.calls == [(prior, window)] and fused.fused
+    empty = engine.step(np.empty((0, 4), np.float32), None, None)
+    assert not empty.fused and not empty.publish and empty.error and len(method.calls) == 1
+    assert empty.estimate.pose == fused.estimate.pose and empty.error in engine.filter.reason
+
+
+def test_without_a_method_scans_are_not_scored_but_priors_are_kept():
+    engine = FilteredLocalizer(None)
+    engine.set_initial_pose(Pose2D(10.0, 20.0, 0.3))
+    s = engine.step(street_scan(), None, Pose2D(0.0, 0.0, 0.0))
+    assert not s.fused and not s.publish and "no localization method" in s.reason
+    assert engine.prior() is not None
 
 
 def test_a_converged_belief_on_weakly_read_scans_is_not_published():

@@ -56,13 +56,19 @@ def test_bad_scans_and_kidnapping(small_town):
         n = kinds.index(kind)
         if n >= len(drive.frames):
             continue
-        scan, clean = c.scan(n, drive, poses), drive.scan_base(drive.frames[n])
+        scan, clean = c.scan(n, drive, poses, drive.frames), drive.scan_base(drive.frames[n])
         if kind == "empty":
             assert len(scan) == 0
         elif kind == "half-occluded":
             assert 0.25 * len(clean) < len(scan) < 0.75 * len(clean)
         else:
             assert len(scan) != len(clean) or not np.array_equal(scan, clean)
+    # a subsequence (--every 2): position n is frame 2n, and a clean scan is that frame's own scan
+    every2 = drive.frames[::2]
+    clean_at = [n for n in range(len(every2)) if c.bad_kind(every2[n]) is None and every2[n] != n]
+    assert clean_at
+    n = clean_at[0]
+    assert np.array_equal(c.scan(n, drive, poses[::2], every2), drive.scan_base(every2[n]))
     odo = noisy_odometry(poses, 0)
     k = Corruption(kidnap_index=5, kidnap_m=50.0).odometry(odo)
     jump = odo[5].inverse().compose(k[5])
@@ -110,6 +116,9 @@ def test_eval_sequence_refuses_what_is_not_a_drive(small_town, tmp_path, capsys)
     assert not (tmp_path / "a.json").exists()
     assert _eval(small_town, tmp_path / "b.json", "--protocol", "sequence", "--method", "prior") == 2
     assert "no likelihood volume" in capsys.readouterr().err
+    n = len(KittiDrive(small_town / "drive_00").frames)
+    assert _eval(small_town, tmp_path / "c.json", "--protocol", "sequence", "--kidnap-frame", str(n)) == 2
+    assert f"kidnapping at position {n}: the sequence has positions 1..{n - 1}" in capsys.readouterr().err
 
 
 def test_eval_sequence_robustness_options_reach_the_run(small_town, tmp_path):

@@ -108,7 +108,7 @@ def one_building_layout(height=20.0) -> Layout:
 
 def render_with_lean(lay, lean_xy, seed=3):
     """The same look (and random stream) but for the relief; a bright roof over dark ground and facades."""
-    look = sample_look(np.random.default_rng(seed), "downtown", lay.size_m)
+    look = sample_look(np.random.default_rng(seed), lay.size_m)
     look.relief = Relief.constant(lean_xy)
     look.gsd, look.wild, look.season = 0.25, False, "summer"
     look.roof_palette, look.roof_weights = [np.array([250.0, 250.0, 250.0])], np.ones(1)
@@ -147,7 +147,7 @@ def test_ortho_content_sits_where_its_geotransform_says(gsd):
     )
     for c in centres:
         _poly(lay.ground, rect_corners(*c, 0.0, 12.0, 8.0), ASPHALT)
-    look = sample_look(np.random.default_rng(0), "suburban", lay.size_m)
+    look = sample_look(np.random.default_rng(0), lay.size_m)
     look.relief, look.gsd, look.wild, look.shadow_strength = Relief.constant((0.0, 0.0)), gsd, False, 0.0
     look.colors.update(pavement=np.array([250.0, 250.0, 250.0]), asphalt=np.array([0.0, 0.0, 0.0]))
     for name in look.texture:
@@ -218,13 +218,13 @@ def test_relief_grows_with_height_and_away_from_each_tiles_nadir():
 
 
 def test_appearance_is_randomized_per_seed_and_plausible_unless_wild():
-    looks = [sample_look(np.random.default_rng(s), "suburban", 500.0) for s in range(24)]
+    looks = [sample_look(np.random.default_rng(s), 500.0) for s in range(24)]
     grass = np.array([lk.colors["grass"] for lk in looks])
     assert grass.std(0).min() > 15  # lawns differ from town to town
     assert len({lk.season for lk in looks}) >= 4
     assert np.ptp([lk.gsd for lk in looks]) > 0.3 and min(lk.gsd for lk in looks) >= 0.1
     assert np.ptp([lk.relief.max_lean() for lk in looks]) > 0.15
-    again = sample_look(np.random.default_rng(5), "suburban", 500.0)
+    again = sample_look(np.random.default_rng(5), 500.0)
     assert np.array_equal(again.colors["grass"], looks[5].colors["grass"])
     import colorsys
 
@@ -232,7 +232,7 @@ def test_appearance_is_randomized_per_seed_and_plausible_unless_wild():
         return colorsys.rgb_to_hsv(*(np.asarray(c) / 255))[0] * 360
 
     assert all(colorsys.rgb_to_hsv(*(lk.colors["asphalt"] / 255))[1] <= 0.061 for lk in looks)  # grey roads
-    wild = [sample_look(np.random.default_rng(s), "suburban", 500.0, wild_prob=1.0) for s in range(24)]
+    wild = [sample_look(np.random.default_rng(s), 500.0, wild_prob=1.0) for s in range(24)]
     assert all(lk.wild for lk in wild)
     sat = [colorsys.rgb_to_hsv(*(lk.colors["asphalt"] / 255))[1] for lk in wild]
     assert max(sat) > 0.3  # wild roads can be any colour
@@ -243,7 +243,7 @@ def test_ortho_colours_change_between_seeds_layout_does_not_decide_them(tmp_path
     lay = generate_layout(STYLES["suburban"], 200.0, np.random.default_rng(1))
     means = []
     for seed in (1, 2, 3):
-        look = sample_look(np.random.default_rng(seed), "suburban", 200.0)
+        look = sample_look(np.random.default_rng(seed), 200.0)
         img = OrthoRenderer(lay, STYLES["suburban"], look, np.random.default_rng(seed)).render(0.5)
         assert img.shape == (400, 400, 3) and img.dtype == np.uint8
         means.append(img.reshape(-1, 3).mean(0))
@@ -397,7 +397,7 @@ def test_a_tall_building_shades_a_lower_roof_on_its_shadow_side():
     )
 
     def low_roof(sun_az):
-        look = sample_look(np.random.default_rng(4), "downtown", 100.0)
+        look = sample_look(np.random.default_rng(4), 100.0)
         look.relief = Relief.constant((0.0, 0.0))
         look.gsd, look.wild, look.season = 0.25, False, "summer"
         look.sun_az, look.sun_elev, look.shadow_strength = sun_az, np.radians(45.0), 0.6
@@ -413,10 +413,10 @@ def test_a_tall_building_shades_a_lower_roof_on_its_shadow_side():
 
 
 def test_knobs_for_true_orthos_and_the_plain_sensor():
-    looks = [sample_look(np.random.default_rng(s), "suburban", 500.0, lean_limit=0.0) for s in range(8)]
+    looks = [sample_look(np.random.default_rng(s), 500.0, lean_limit=0.0) for s in range(8)]
     assert max(lk.relief.max_lean() for lk in looks) == 0.0
-    tame = [sample_look(np.random.default_rng(s), "suburban", 500.0, lean_limit=0.1) for s in range(8)]
-    full = [sample_look(np.random.default_rng(s), "suburban", 500.0) for s in range(8)]
+    tame = [sample_look(np.random.default_rng(s), 500.0, lean_limit=0.1) for s in range(8)]
+    full = [sample_look(np.random.default_rng(s), 500.0) for s in range(8)]
     for a, b in zip(tame, full):  # the same draws, scaled
         assert a.relief.max_lean() == pytest.approx(b.relief.max_lean() * 0.1 / 0.35)
         assert np.array_equal(a.colors["grass"], b.colors["grass"])

@@ -180,8 +180,9 @@ def sequence_frames(method, towns: list[Path], seed: int, progress: bool):
 
 
 def published_filter_frames(gt, est, cov, conf):
-    """(gt, est, cov) of the filtered frames the node would publish (posterior confidence >= the default
-    confidence_publish)."""
+    """(gt, est, cov) of the filtered frames whose published confidence reaches the default confidence_publish:
+    the frames the covariance must be honest on, a superset of those the node publishes (it also wants a
+    converged belief at filter.converged_confidence, fusion.py)."""
     pub = conf >= PUBLISH_CONFIDENCE
     return gt[pub], est[pub], cov[pub]
 

@@ -112,9 +112,12 @@ def run(args) -> int:
     pub = summary.get("published")
     if pub is not None:
         nees_xy = "no such frame" if pub["n"] == 0 else f"x/y NEES median {pub['nees_xy_median']:.2f}"
-        print(
-            f"published frames (confidence >= {pub['min_confidence']:g}): {pub['n']} of {len(results)}; {nees_xy}"
+        rule = (
+            "the filter's own decision"
+            if pub["min_confidence"] is None
+            else f"confidence >= {pub['min_confidence']:g}"
         )
+        print(f"published frames ({rule}): {pub['n']} of {len(results)}; {nees_xy}")
     if failed:
         print(f"{failed} of {len(results)} frames had no estimate (scored at the prior); see the log above")
     return 0

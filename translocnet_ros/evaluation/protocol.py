@@ -118,7 +118,9 @@ def score_results(gt: np.ndarray, results: list[FrameResult], method: Localizer,
     cov, conf = np.array([r.cov for r in results]), np.array([r.confidence for r in results])
     summary["calibration"] = consistency(gt, est, cov, conf)
     summary["calibration"]["nees_xy_median"] = float(np.median(nees_xy(gt, est, cov)))
-    summary["published"] = published_nees(gt, est, cov, conf)
+    # a filtered drive's frames carry the engine's own publish decision (converged, confident enough)
+    decided = np.array([r.published for r in results]) if protocol == "sequence" else None
+    summary["published"] = published_nees(gt, est, cov, conf, published=decided)
     return summary
 
 
@@ -128,11 +130,13 @@ def published_nees(
     cov: np.ndarray,
     confidence: np.ndarray,
     min_confidence: float = PUBLISH_CONFIDENCE,
+    published: np.ndarray | None = None,
 ) -> dict:
-    """NEES of the frames the node would publish (confidence >= its confidence_publish): x/y (2 DoF, median 1.39
-    when honest) and x/y/yaw (3 DoF, median 2.37); None when no frame reaches it."""
-    sel = confidence >= min_confidence
-    out = {"min_confidence": min_confidence, "n": int(sel.sum())}
+    """NEES of the frames the node would publish (single frames: confidence >= its confidence_publish; filtered
+    ones: `published`, the engine's decision): x/y (2 DoF, median 1.39 when honest) and x/y/yaw (3 DoF, median
+    2.37); None when no frame is published."""
+    sel = confidence >= min_confidence if published is None else np.asarray(published, bool)
+    out = {"min_confidence": min_confidence if published is None else None, "n": int(sel.sum())}
     if not sel.any():
         return {**out, "nees_xy_median": None, "nees_xy_mean": None, "nees_median": None}
     xy, full = nees_xy(gt[sel], est[sel], cov[sel]), nees(gt[sel], est[sel], cov[sel])

@@ -25,23 +25,24 @@ class Corruption:
     kidnap_m: float = 50.0
     seed: int = 0
 
-    def bad_kind(self, n: int) -> str | None:
-        """Which bad scan frame n gets, if any (seeded per frame, so subsequences agree)."""
-        rng = np.random.default_rng([self.seed, 2, n])
+    def bad_kind(self, frame: int) -> str | None:
+        """Which bad scan a frame gets, if any (seeded by the frame's id, so subsequences agree)."""
+        rng = np.random.default_rng([self.seed, 2, frame])
         return BAD_KINDS[int(rng.integers(len(BAD_KINDS)))] if rng.random() < self.bad_fraction else None
 
-    def scan(self, n: int, drive: KittiDrive, poses: list[Pose2D]) -> np.ndarray:
-        """The scan the method gets at position n of the sequence (poses: ground truth of the sequence)."""
-        kind = self.bad_kind(n)
-        rng = np.random.default_rng([self.seed, 3, n])
+    def scan(self, n: int, drive: KittiDrive, poses: list[Pose2D], frames: list[int]) -> np.ndarray:
+        """The scan the method gets at position n of the sequence (frames: the drive's frame ids of the sequence,
+        poses: their ground truth)."""
+        kind = self.bad_kind(frames[n])
+        rng = np.random.default_rng([self.seed, 3, frames[n]])
         if kind == "empty":
             return np.empty((0, 4), np.float32)
         if kind == "elsewhere":
             dist = np.array([np.hypot(p.x - poses[n].x, p.y - poses[n].y) for p in poses])
             far = np.flatnonzero(dist >= ELSEWHERE_M)
             m = int(rng.choice(far)) if len(far) else int(np.argmax(dist))
-            return drive.scan_base(drive.frames[m])
-        scan = drive.scan_base(drive.frames[n])
+            return drive.scan_base(frames[m])
+        scan = drive.scan_base(frames[n])
         if kind == "half-occluded":
             start = rng.uniform(-np.pi, np.pi)
             azimuth = np.mod(np.arctan2(scan[:, 1], scan[:, 0]) - start, 2 * np.pi)

@@ -13,7 +13,13 @@ from tqdm import tqdm
 
 from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.evaluation.metrics import frame_errors, summarize
-from translocnet_ros.evaluation.protocol import PROTOCOLS, FrameResult, draw_priors, score_results
+from translocnet_ros.evaluation.protocol import (
+    PROTOCOLS,
+    PUBLISH_CONFIDENCE,
+    FrameResult,
+    draw_priors,
+    score_results,
+)
 from translocnet_ros.evaluation.robustness import Corruption
 from translocnet_ros.geo.crs import MapFrame
 from translocnet_ros.geo.pose import Pose2D
@@ -81,9 +87,13 @@ def run_sequence(
     check_sequential(drive.timestamps[idx], gt.xy_yaw()[idx, :2], frames)
     poses = [gt.poses[k] for k in idx]
     odometry = noisy_odometry(poses, seed)
+    kidnap = None if corruption is None else corruption.kidnap_index
+    if kidnap is not None and not 0 < kidnap < len(idx):
+        raise SequenceError(f"kidnapping at position {kidnap}: the sequence has positions 1..{len(idx) - 1}")
     if corruption is not None:
         odometry = corruption.odometry(odometry)
-    engine = FilteredLocalizer(method, filter_config)  # what the node runs, scans behind the same checks
+    # what the node runs at its default confidence_publish, scans behind the same checks
+    engine = FilteredLocalizer(method, filter_config, PUBLISH_CONFIDENCE)
     reckoned = draw_priors(gt.poses, "known", seed)[idx[0]]
     engine.seed(reckoned, PROTOCOLS["known"], "first prior")
     results = []
@@ -92,7 +102,7 @@ def run_sequence(
     ):
         if n:
             reckoned = reckoned.compose(odometry[n])
-        scan = drive.scan_base(frame) if corruption is None else corruption.scan(n, drive, poses)
+        scan = drive.scan_base(frame) if corruption is None else corruption.scan(n, drive, poses, frames)
         # dead reckoning plays the node's odom -> base_link: the engine takes the increments from it
         step = engine.step(scan, imagery, reckoned)
         est = step.estimate

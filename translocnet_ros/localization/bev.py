@@ -1,4 +1,4 @@
-"""Bird's-eye-view rasters of a LiDAR scan, in a vehicle-centred, north-up or vehicle-aligned grid.
+"""Bird's-eye-view rasters of a LiDAR scan, in a vehicle-centred, vehicle-aligned grid (the classic matcher's).
 
 Convention shared with GeoPatch: continuous pixel (c, r) = (half + u / res, half - v / res) for a point at
 (u, v) metres east/north (or forward/left) of the centre, so the centre lies on a pixel corner.
@@ -54,21 +54,18 @@ class BevChannels:
     structure: np.ndarray  # count of points 0.4-4 m above ground (walls, trunks, cars, poles)
     ground_intensity: np.ndarray  # mean reflectance of ground points (0 where none)
     ground_seen: np.ndarray  # bool: the cell has ground returns
-    max_height: np.ndarray  # highest point above ground (0 where none)
     density: np.ndarray  # count of all points
 
 
-def rasterize(points: np.ndarray, grid: BevGrid, yaw: float = 0.0) -> BevChannels:
-    """Rasterize a base_link scan rotated by `yaw` (0: vehicle-aligned, x forward = up in the raster)."""
+def rasterize(points: np.ndarray, grid: BevGrid) -> BevChannels:
+    """Rasterize a base_link scan in its own frame (u = x forward, v = y left)."""
     pts = points[np.isfinite(points).all(axis=1)]
     n = grid.size_px * grid.size_px
     if len(pts) == 0:
         z = np.zeros((grid.size_px, grid.size_px), np.float32)
-        return BevChannels(z, z, z.astype(bool), z, z)
-    c, s = np.cos(yaw), np.sin(yaw)
-    uv = pts[:, :2] @ np.array([[c, s], [-s, c]])
+        return BevChannels(z, z, z.astype(bool), z)
     h = pts[:, 2] - local_ground(pts)
-    idx, inside = grid.cells(uv)
+    idx, inside = grid.cells(pts[:, :2])
     idx, h, refl = idx[inside], h[inside], pts[inside, 3]
     shape = (grid.size_px, grid.size_px)
     density = np.bincount(idx, minlength=n)
@@ -77,15 +74,9 @@ def rasterize(points: np.ndarray, grid: BevGrid, yaw: float = 0.0) -> BevChannel
     ground = h < 0.25
     gcount = np.bincount(idx[ground], minlength=n)
     gsum = np.bincount(idx[ground], weights=refl[ground], minlength=n)
-    maxh = np.zeros(n)
-    if len(idx):  # per-cell maximum through one sort (np.maximum.at is unbuffered and slow)
-        order = np.argsort(idx, kind="stable")
-        cells, starts = np.unique(idx[order], return_index=True)
-        maxh[cells] = np.maximum.reduceat(np.clip(h[order], 0, None), starts)
     return BevChannels(
         structure.reshape(shape).astype(np.float32),
         (gsum / np.maximum(gcount, 1)).reshape(shape).astype(np.float32),
         (gcount > 0).reshape(shape),
-        maxh.reshape(shape).astype(np.float32),
         density.reshape(shape).astype(np.float32),
     )

@@ -11,7 +11,7 @@ import numpy as np
 
 from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
-from translocnet_ros.localization.types import Estimate, ScoreVolume
+from translocnet_ros.localization.types import Estimate, ImagerySource, ScoreVolume, SearchWindow
 
 
 def _parabola_peak(lo: float, mid: float, hi: float) -> float:
@@ -71,9 +71,10 @@ class WrongMatchCurve:
         if not d:
             return cls()
         c, p = tuple(float(v) for v in d["confidence"]), tuple(float(v) for v in d["probability"])
-        if len(c) != len(p) or any(np.diff(c) < 0) or not all(0 <= v <= 1 for v in p):
+        if len(c) != len(p) or any(np.diff(c) < 0) or any(np.diff(p) > 0) or not all(0 <= v <= 1 for v in p):
             raise ValueError(
-                f"wrong-match curve needs increasing confidences and probabilities in [0, 1]: {d}"
+                "wrong-match curve needs increasing confidences and non-increasing probabilities in [0, 1]: "
+                f"{d}"
             )
         return cls(c, p)
 
@@ -124,6 +125,25 @@ def decode_volume(
     d = decode_parts(volume, temperature)
     cov = honest_covariance(d.spread, d.confidence, d.window, covariance_scale, wrong_match)
     return Estimate(d.pose, cov, d.confidence, d.likelihood)
+
+
+class VolumeLocalizer:
+    """localize() of a method that scores a volume (score_volume) and carries its calibration (temperature,
+    covariance_scale, wrong_match): the volume decoded as every method's is."""
+
+    temperature: float
+    covariance_scale: float
+    wrong_match: WrongMatchCurve
+
+    def localize(
+        self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
+    ) -> Estimate:
+        return decode_volume(
+            self.score_volume(scan, imagery, prior, window),
+            self.temperature,
+            self.covariance_scale,
+            self.wrong_match,
+        )
 
 
 def decode_parts(volume: ScoreVolume, temperature: float = 1.0) -> DecodedVolume:

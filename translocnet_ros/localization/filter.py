@@ -68,7 +68,6 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
 
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
@@ -79,8 +78,6 @@ from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.decode import NEAR_M, NEAR_RAD, decode_parts, mass_near
 from translocnet_ros.localization.types import (
     Estimate,
-    ImagerySource,
-    LocalizationError,
     ScoreVolume,
     SearchWindow,
 )
@@ -152,18 +149,6 @@ class FilterConfig:
     seed: int = 0
 
 
-class VolumeMethod(Protocol):
-    """A localizer that exposes its likelihood volume (TransLocNet, NCC)."""
-
-    name: str
-    device: str
-    temperature: float
-
-    def score_volume(
-        self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
-    ) -> ScoreVolume: ...
-
-
 def _circular_mean(yaw: np.ndarray, w: np.ndarray) -> float:
     return float(np.arctan2(np.sum(w * np.sin(yaw)), np.sum(w * np.cos(yaw))))
 
@@ -232,8 +217,7 @@ class BayesFilter:
         self.mode, self._region, self.state, self.reason = pose, window, state, reason
         self._agrees.clear()
         self._elsewhere, self._peak = 0, None
-        var = [window.radius_m**2 / 3, window.radius_m**2 / 3, window.yaw_range_rad**2 / 3]
-        self.estimate = Estimate(pose, np.diag(var), 0.0)
+        self.estimate = Estimate(pose, window.covariance(), 0.0)
 
     def seed_initial_pose(self, pose: Pose2D, yaw_known: bool = True) -> None:
         c = self.cfg
@@ -508,7 +492,8 @@ class BayesFilter:
         self.logw = np.zeros(n)
 
     def _summarize(self) -> None:
-        """Mode (mean shift from the densest 1 m bin), covariance about it, confidence = mass near it."""
+        """Mode (mean shift from the mean of the densest 3 x 3 m block), covariance about it, confidence = mass near
+        it."""
         p, w = self.particles[:, :3], self._weights()
         lo = p[:, :2].min(axis=0)
         cell = np.floor(p[:, :2] - lo).astype(int)
@@ -549,8 +534,7 @@ class BayesFilter:
         odometry; the prior's own window once released): where the vehicle may be when the scans mislead."""
         c = self.cfg
         half = self._anchor_m if self._anchor is not None else c.search_radius_m
-        yaw = np.radians(c.search_yaw_deg)
-        return np.diag([half**2 / 3, half**2 / 3, yaw**2 / 3])
+        return SearchWindow(half, np.radians(c.search_yaw_deg)).covariance()
 
     def _transition(self) -> None:
         c = self.cfg
@@ -695,17 +679,3 @@ def _read_volume(volume: ScoreVolume, logq: np.ndarray, poses: np.ndarray) -> np
         coords = np.stack([k[inside], i[inside], j[inside]])
         out[inside] = np.minimum(map_coordinates(logq, coords, order=3, mode="nearest"), 0.0)
     return out
-
-
-def fuse_scan(filt: BayesFilter, method: VolumeMethod, scan: np.ndarray, imagery: ImagerySource) -> Estimate:
-    """One scan through the filter: score the window the belief asks for and fuse it. Raises LocalizationError
-    when the scan gives no volume (the belief then keeps its prediction)."""
-    ask = filt.search_window()
-    if ask is None:
-        raise LocalizationError("the filter has no prior yet (initial pose or GNSS fix)")
-    try:
-        volume = method.score_volume(scan, imagery, *ask)
-    except LocalizationError as exc:
-        filt.no_evidence(str(exc))
-        raise
-    return filt.update(volume, method.temperature)

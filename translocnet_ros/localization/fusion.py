@@ -29,6 +29,7 @@ from translocnet_ros.localization.support import SupportedLocalizer, SupportLimi
 from translocnet_ros.localization.tracker import Prior, Tracker, TrackerConfig
 from translocnet_ros.localization.types import Estimate, ImagerySource, LocalizationError, SearchWindow
 
+NO_METHOD = "no localization method (its set-up failed): the scan is not scored, priors are kept"
 WAITING_FOR_PRIOR = "waiting for a prior: publish /initialpose, a GNSS fix on gnss/fix, or set initial_pose"
 MAX_ODOM_GAP = 5  # scans in a row without the odometry a stream had before it counts as gone
 
@@ -206,6 +207,8 @@ class FilteredLocalizer:
             generation = self._generation
         if ask is None:
             return Step(None, False, WAITING_FOR_PRIOR, error="no prior", state=f.state.name)
+        if self.method is None:
+            return Step(f.estimate, False, NO_METHOD, error="no method", state=f.state.name)
         try:
             volume = self.method.score_volume(scan, imagery, *ask)
         except LocalizationError as exc:

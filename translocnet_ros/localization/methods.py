@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.types import Estimate, ImagerySource, Localizer, SearchWindow
 
@@ -15,8 +13,7 @@ class PriorLocalizer:
     device = "cpu"
 
     def localize(self, scan, imagery: ImagerySource, prior: Pose2D, window: SearchWindow) -> Estimate:
-        var = [window.radius_m**2 / 3, window.radius_m**2 / 3, window.yaw_range_rad**2 / 3]
-        return Estimate(prior, np.diag(var), 0.0)
+        return Estimate(prior, window.covariance(), 0.0)
 
 
 def make_method(name: str, **options) -> Localizer:

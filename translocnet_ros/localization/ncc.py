@@ -15,10 +15,10 @@ import numpy as np
 from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.localization.bev import BevGrid, rasterize
-from translocnet_ros.localization.decode import NO_WRONG_MATCH, decode_volume
+from translocnet_ros.localization.decode import NO_WRONG_MATCH, VolumeLocalizer
 from translocnet_ros.localization.threads import limit_blas_threads
 from translocnet_ros.localization.types import (
-    Estimate,
+    MIN_SCAN_POINTS,
     ImagerySource,
     LocalizationError,
     ScoreVolume,
@@ -36,7 +36,7 @@ class NccConfig:
     intensity_weight: float = 0.6
     edge_sigma_px: float = 1.0
     temperature: float = 0.015  # NCC -> likelihood exp(score / T); T minimizes the true pose NLL on val towns
-    min_points: int = 500
+    min_points: int = MIN_SCAN_POINTS
 
 
 def _zscore(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -53,7 +53,7 @@ def _edges(gray: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.magnitude(gx, gy)
 
 
-class NccLocalizer:
+class NccLocalizer(VolumeLocalizer):
     name = "ncc"
     device = "cpu"
 
@@ -95,16 +95,6 @@ class NccLocalizer:
             out.append(cv2.matchTemplate(aerial, t, cv2.TM_CCOEFF_NORMED, mask=m))
         return np.nan_to_num(np.stack(out), nan=-1.0, posinf=-1.0, neginf=-1.0)
 
-    def localize(
-        self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
-    ) -> Estimate:
-        return decode_volume(
-            self.score_volume(scan, imagery, prior, window),
-            self.temperature,
-            self.covariance_scale,
-            self.wrong_match,
-        )
-
     def score_volume(
         self,
         scan: np.ndarray,
@@ -138,7 +128,6 @@ class NccLocalizer:
             )
             offsets = np.sort(wrap_angle(fine))
         else:
-            n = int(np.floor(np.degrees(window.yaw_range_rad) / cfg.yaw_step_deg))
-            offsets = np.radians(np.arange(-n, n + 1) * cfg.yaw_step_deg)
+            offsets = window.yaw_offsets(np.radians(cfg.yaw_step_deg))
         scores = self._scores(aerial, tmpl, mask, prior.yaw + offsets)
         return ScoreVolume(scores, prior, offsets, cfg.m_per_px, (scores.shape[1] - 1) / 2)

@@ -181,8 +181,7 @@ class SupportedLocalizer:
         lik = (
             None if est.likelihood is None else np.nan_to_num(est.likelihood, nan=0.0, posinf=0.0, neginf=0.0)
         )
-        var = [window.radius_m**2 / 3, window.radius_m**2 / 3, window.yaw_range_rad**2 / 3]
         pose = est.pose if np.isfinite([est.pose.x, est.pose.y, est.pose.yaw]).all() else prior
         return CheckedEstimate(
-            replace(est, pose=pose, covariance=np.diag(var), confidence=0.0, likelihood=lik), problem
+            replace(est, pose=pose, covariance=window.covariance(), confidence=0.0, likelihood=lik), problem
         )

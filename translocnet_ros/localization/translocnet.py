@@ -11,11 +11,11 @@ import torch
 
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.imagery.patch import equalize
-from translocnet_ros.localization.decode import WrongMatchCurve, decode_volume
+from translocnet_ros.localization.decode import VolumeLocalizer, WrongMatchCurve
 from translocnet_ros.localization.ncc_evidence import NccEvidence
 from translocnet_ros.localization.threads import limit_blas_threads
 from translocnet_ros.localization.types import (
-    Estimate,
+    MIN_SCAN_POINTS,
     ImagerySource,
     LocalizationError,
     ScoreVolume,
@@ -82,7 +82,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-class TransLocNetLocalizer:
+class TransLocNetLocalizer(VolumeLocalizer):
     name = "translocnet"
 
     def __init__(
@@ -140,7 +140,7 @@ class TransLocNetLocalizer:
     def _warm_up(self, runs: int = 2) -> None:
         """TorchScript optimizes a graph during its first calls: pay that at start-up, not on the first scans."""
         dev, cfg = self.torch_device, self.cfg
-        size = int(round(2 * (SearchWindow().radius_m + cfg.bev_radius_m) / cfg.m_per_px))
+        size = cfg.aerial_px(SearchWindow().radius_m)
         points = torch.rand(2000, 4, device=dev) * torch.tensor([40.0, 40.0, 3.0, 1.0], device=dev) - 0.5
         aerial = torch.zeros(3, size, size, dtype=torch.uint8, device=dev)
         for _ in range(runs):
@@ -158,27 +158,16 @@ class TransLocNetLocalizer:
     def yaw_offsets(self, window: SearchWindow) -> np.ndarray:
         if window.yaw_range_rad >= np.pi - 1e-6:
             return np.arange(-np.pi, np.pi, self.wide_yaw_step)
-        n = int(np.floor(window.yaw_range_rad / self.yaw_step + 1e-9))
-        return np.arange(-n, n + 1) * self.yaw_step
-
-    def localize(
-        self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
-    ) -> Estimate:
-        return decode_volume(
-            self.score_volume(scan, imagery, prior, window),
-            self.temperature,
-            self.covariance_scale,
-            self.wrong_match,
-        )
+        return window.yaw_offsets(self.yaw_step)
 
     @torch.no_grad()
     def score_volume(
         self, scan: np.ndarray, imagery: ImagerySource, prior: Pose2D, window: SearchWindow
     ) -> ScoreVolume:
-        if len(scan) < 500:
-            raise LocalizationError(f"scan has {len(scan)} points, need at least 500")
+        if len(scan) < MIN_SCAN_POINTS:
+            raise LocalizationError(f"scan has {len(scan)} points, need at least {MIN_SCAN_POINTS}")
         cfg = self.cfg
-        patch = imagery.patch(prior.x, prior.y, 2 * (window.radius_m + cfg.bev_radius_m), cfg.m_per_px)
+        patch = imagery.patch(prior.x, prior.y, cfg.aerial_m(window.radius_m), cfg.m_per_px)
         if patch.valid.mean() < 0.5:
             raise LocalizationError(f"prior is outside the imagery ({patch.reason})")
         if self.equalize:

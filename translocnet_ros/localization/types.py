@@ -11,6 +11,8 @@ from translocnet_ros.geo.crs import wrap_angle
 from translocnet_ros.geo.pose import Pose2D
 from translocnet_ros.imagery.patch import GeoPatch
 
+MIN_SCAN_POINTS = 500  # fewer points make too sparse a bird's-eye view for either method to match
+
 
 class ImagerySource(Protocol):
     """Anything that returns north-up metric patches in the map CRS (GeoTIFF, tile server, ...)."""
@@ -24,6 +26,16 @@ class SearchWindow:
 
     radius_m: float = 20.0
     yaw_range_rad: float = np.radians(10.0)
+
+    def covariance(self) -> np.ndarray:
+        """(x, y, yaw) covariance of a pose spread evenly over the window: what is known without a match."""
+        return np.diag([self.radius_m**2 / 3, self.radius_m**2 / 3, self.yaw_range_rad**2 / 3])
+
+    def yaw_offsets(self, step_rad: float) -> np.ndarray:
+        """Yaw hypotheses about the prior's heading, `step_rad` apart, out to the window's edge included (degrees
+        converted to radians and back must not lose the outermost one)."""
+        n = int(np.floor(self.yaw_range_rad / step_rad + 1e-9))
+        return np.arange(-n, n + 1) * step_rad
 
 
 @dataclass

@@ -31,6 +31,7 @@ from translocnet_ros.dataset.unlabeled import unlabeled_scans
 from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.imagery.patch import equalize
 from translocnet_ros.localization.translocnet import load_model
+from translocnet_ros.localization.types import SearchWindow
 from translocnet_ros.model.config import ModelConfig
 from translocnet_ros.model.export import write_model
 from translocnet_ros.model.input_range import InputRange, fit_normalization
@@ -175,7 +176,7 @@ def run(args) -> int:
         raise SystemExit("adapt --batchnorm needs --scans (unlabeled scans of the area)")
     scans = unlabeled_scans(args.scans, args.points_topic, args.base_frame) if args.batchnorm else []
     rng = np.random.default_rng(args.seed)
-    size_m = 2 * (20.0 + cfg.bev_radius_m)
+    size_m = cfg.aerial_m(SearchWindow().radius_m)  # patches as a known-heading search sees them
     patches = random_patches(ortho, args.patches, size_m, cfg.m_per_px, rng, args.equalize)
     if net.patch_norm:  # each patch standardized by the model itself: no input statistic to adapt
         stats = {"mode": "none: the model standardizes every patch itself", "outside_trained_range": []}

@@ -29,8 +29,12 @@ class ModelConfig:
     def bev_px(self) -> int:
         return int(round(2 * self.bev_radius_m / self.m_per_px))
 
+    def aerial_m(self, window_m: float) -> float:
+        """Side of the aerial patch a +-window_m search needs: every position's template must fit in it."""
+        return 2 * (window_m + self.bev_radius_m)
+
     def aerial_px(self, window_m: float) -> int:
-        return int(round(2 * (window_m + self.bev_radius_m) / self.m_per_px))
+        return int(round(self.aerial_m(window_m) / self.m_per_px))
 
     def to_dict(self) -> dict:
         return asdict(self)

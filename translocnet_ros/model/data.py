@@ -118,7 +118,7 @@ class TownFrames(Dataset):
         # where the truth lies inside its target cell relative to the imagery (rows down, cols right, in cells):
         # the imagery's shift seen from the patch (the sub-cell loss's target, losses.py)
         frac = (shift[1] / res, -shift[0] / res)
-        window = (prior.x + shift[0], prior.y + shift[1], 2 * (s.window_m + m.bev_radius_m), m.m_per_px)
+        window = (prior.x + shift[0], prior.y + shift[1], m.aerial_m(s.window_m), m.m_per_px)
         img = self.source(d).patch(*window).image
         twin = self.source(d, twin=True).patch(*window).image if self.twin_paths[d] is not None else None
         if s.augment:

@@ -71,7 +71,7 @@ def matrix_to_pose2d(m: np.ndarray) -> Pose2D:
 def likelihood_image(lik: np.ndarray, frame_id: str, stamp: Time) -> Image:
     """mono8, north-up, brightest = most likely (for RViz / Foxglove)."""
     v = np.nan_to_num(np.asarray(lik, float), nan=0.0, posinf=0.0, neginf=0.0).clip(min=0.0)
-    v = (255 * v / max(v.max(), 1e-12)).astype(np.uint8)
+    v = np.rint(255 * v / max(v.max(), 1e-12)).astype(np.uint8)  # the most likely cell is 255, not 254
     img = Image()
     img.header.frame_id, img.header.stamp = frame_id, stamp
     img.height, img.width = v.shape

@@ -122,7 +122,7 @@ class LocalizerNode(Node):
         self.create_service(Trigger, "~/relocalize", self._on_relocalize)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # diagnostics and input timeouts on the steady clock: they must flow even when sim time is not running
-        self._started = self._last_scan = time.monotonic()
+        self._last_scan = time.monotonic()
         self._last_fix: float | None = None
         self._throttle_window = deque(maxlen=11)  # (received, superseded) at each diagnostics tick
         self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))

@@ -13,6 +13,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from translocnet_ros.localization.filter import FilterConfig, MotionNoise
 from translocnet_ros.localization.tracker import TrackerConfig
+from translocnet_ros.localization.types import MIN_SCAN_POINTS
 
 _F = FilterConfig()  # the filter's defaults are the engine's: eval --protocol sequence runs the same ones
 
@@ -245,7 +246,13 @@ PARAMETERS: dict[str, Param] = {
     "max_scan_future_s": Param(
         0.5, "scans stamped further ahead of the node's clock than this are refused", True, 0.0, 60.0
     ),
-    "min_points": Param(500, "scans with fewer finite points are rejected", True, 1, 10_000_000),
+    "min_points": Param(
+        MIN_SCAN_POINTS,
+        f"scans with fewer finite points are rejected (the methods need at least {MIN_SCAN_POINTS})",
+        True,
+        MIN_SCAN_POINTS,
+        10_000_000,
+    ),
     "max_points": Param(
         300_000,
         "larger clouds are evenly subsampled to this many points before anything else",

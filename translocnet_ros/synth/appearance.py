@@ -151,9 +151,7 @@ def _wild(rng) -> np.ndarray:
     return hsv(_u(rng, 0, 360), _u(rng, 0.0, 0.8), _u(rng, 0.12, 0.92))
 
 
-def sample_look(
-    rng, style_name: str, size_m: float, wild_prob: float = 0.0, lean_limit: float = 0.35
-) -> Look:
+def sample_look(rng, size_m: float, wild_prob: float = 0.0, lean_limit: float = 0.35) -> Look:
     season = str(rng.choice(SEASONS, p=[0.45, 0.15, 0.15, 0.12, 0.13]))
     wild = bool(rng.random() < wild_prob)
     # mid-latitude daytime flights: sun in the south, give or take; some towns anywhere

@@ -101,7 +101,6 @@ class CloudScene:
         self.mesh = surfel_mesh(xyz, normals, surfel_scale * spacing)
         mat = guess_materials(xyz, cloud.rgb, normals, planarity)
         self.face_material = np.concatenate([mat, mat])
-        self.point_material = mat
 
     def simulator(self, model: LidarModel | None = None) -> LidarSimulator:
         return LidarSimulator(self.mesh, self.face_material, _NoGroundRaster(), model or LidarModel())

@@ -1,6 +1,7 @@
 """Town styles: the knobs that make a suburb look and scan differently from a downtown or an industrial park.
 
-Colours are base RGB values; every town jitters them, so no two towns share a palette.
+Roof colours are base RGB values; every town jitters them, so no two towns share a palette (the ground's and
+everything else's colours are drawn per image, synth/appearance.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ class TownStyle:
     fence_prob: float
     ground: str  # base ground material: grass / pavement / dirt
     roof_colors: tuple[tuple[int, int, int], ...]
-    ground_color: tuple[int, int, int]
     # layout variety (probabilities per road / per building attempt; densities per hectare)
     curve_prob: float = 0.2  # a road is bent (bow or S) instead of straight
     slab_prob: float = 0.0  # a building attempt is a long apartment slab
@@ -58,7 +58,6 @@ STYLES = {
         fence_prob=0.5,
         ground="grass",
         roof_colors=((150, 70, 55), (90, 90, 95), (120, 105, 95), (60, 60, 70)),
-        ground_color=(95, 125, 70),
         curve_prob=0.3,
         slab_prob=0.08,
         courtyard_prob=0.0,
@@ -86,7 +85,6 @@ STYLES = {
         fence_prob=0.05,
         ground="pavement",
         roof_colors=((110, 110, 110), (150, 145, 140), (80, 85, 90), (170, 165, 150)),
-        ground_color=(135, 130, 125),
         curve_prob=0.1,
         slab_prob=0.2,
         courtyard_prob=0.8,
@@ -114,7 +112,6 @@ STYLES = {
         fence_prob=0.6,
         ground="dirt",
         roof_colors=((170, 170, 175), (120, 130, 140), (200, 200, 200), (90, 100, 95)),
-        ground_color=(140, 125, 100),
         curve_prob=0.15,
         slab_prob=0.05,
         courtyard_prob=0.0,
@@ -142,7 +139,6 @@ STYLES = {
         fence_prob=0.3,
         ground="grass",
         roof_colors=((140, 60, 45), (100, 95, 90), (70, 75, 65), (160, 120, 80)),
-        ground_color=(110, 135, 75),
         curve_prob=0.5,
         slab_prob=0.0,
         courtyard_prob=0.0,

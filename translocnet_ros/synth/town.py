@@ -155,7 +155,7 @@ def _draw_world(spec: TownSpec) -> _World:
             if beside is not None:
                 cars.append(beside)
         drives.append((traj, traffic))
-    look = sample_look(rng, style.name, spec.size_m, spec.wild_appearance, spec.max_lean)
+    look = sample_look(rng, spec.size_m, spec.wild_appearance, spec.max_lean)
     if spec.harsh_sun:
         sun = np.random.default_rng([spec.seed, 1])
         look = replace(look, sun_elev=np.radians(sun.uniform(20, 45)), shadow_strength=sun.uniform(0.6, 0.9))
