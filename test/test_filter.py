@@ -13,7 +13,6 @@ from translocnet_ros.localization.filter import (
     MotionNoise,
     State,
     evidence_readability,
-    scan_weight,
 )
 from translocnet_ros.localization.types import LocalizationError, ScoreVolume, SearchWindow
 
@@ -483,8 +482,7 @@ def test_weak_scans_that_keep_singling_out_a_look_alike_are_not_trusted():
     out = {}
     for readable in (0.0, 0.2):
         rng = np.random.default_rng(4)
-        # readability alone: at full weight each (scan weights make the same scans' posterior too wide to converge)
-        filt = BayesFilter(FilterConfig(seed=4, readable_confidence=readable, full_weight_confidence=0.0))
+        filt = BayesFilter(FilterConfig(seed=4, readable_confidence=readable))
         filt.seed(truth.offset(3.0, -4.0, 0.05), KNOWN, "test")
         here = truth
         for t in range(40):
@@ -501,39 +499,6 @@ def test_weak_scans_that_keep_singling_out_a_look_alike_are_not_trusted():
     sd = np.sqrt(np.diag(honest.estimate.covariance)[:2])
     assert np.all(sd > 5.0) and np.all(np.sqrt(np.diag(trusting.estimate.covariance)[:2]) < 1.0)
     assert honest.estimate.pose == trusting.estimate.pose  # the same evidence, the same belief
-
-
-def test_weakly_read_scans_move_the_belief_as_little_as_they_say():
-    """A belief converged on sharp scans; then the scans turn weak (0.05-0.07 of their mass near their own peak)
-    and all single out a look-alike 5 m ahead. At full weight fifteen of them take the belief there; fused as the
-    power confidence / full_weight_confidence of their likelihood, they pull it 2-3 x more slowly."""
-    truth = Pose2D(0.0, 0.0, 0.2)
-    off = {}
-    for full_weight in (0.0, 0.2):
-        rng = np.random.default_rng(4)
-        filt = BayesFilter(FilterConfig(seed=4, full_weight_confidence=full_weight))
-        filt.seed(truth.offset(3.0, -4.0, 0.05), KNOWN, "test")
-        here, weights = truth, []
-        for t in range(26):
-            if t:
-                here = here.compose(STEP)
-                filt.predict(odometry(STEP, rng))
-            prior, window = filt.search_window()
-            sharp = gaussian_volume(here, prior, window)
-            filt.update(
-                sharp
-                if t < 10
-                else weak(gaussian_volume(here.offset(5.0, 0.0, 0.0), *filt.search_window(), sd=1.0), 0.3)
-            )
-            weights.append(filt.scan_weight)
-        off[full_weight] = np.hypot(filt.mode.x - here.x, filt.mode.y - here.y)
-        if full_weight:
-            assert weights[:10] == [1.0] * 10 and all(0.2 < w < 0.5 for w in weights[10:])
-        else:
-            assert weights == [1.0] * 26
-    assert off[0.0] > 4.0 and off[0.2] < 2.0
-    assert scan_weight(0.05, 0.2) == pytest.approx(0.25) and scan_weight(0.3, 0.2) == 1.0
-    assert scan_weight(0.0, 0.0) == 1.0
 
 
 def test_weakly_read_scans_keep_the_belief_inside_a_prior_region():

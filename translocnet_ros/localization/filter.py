@@ -14,10 +14,7 @@ Particles are seeded from a volume (the prior's window is uniform, so the first 
 which puts them where the evidence is instead of spreading them blindly.
 
 Each volume is tempered (consecutive scans see the same street, their errors are not independent) and mixed with
-a uniform floor, so one bad scan lowers the true pose's weight but cannot remove it. A scan read weakly (little of
-its volume's mass near its own mode) is fused as a further power of its likelihood, its confidence over
-full_weight_confidence (scan_weight()): on imagery the model reads well nearly every scan counts fully, on imagery
-it reads poorly the scans move the belief only as much as they say. The belief recentres with
+a uniform floor, so one bad scan lowers the true pose's weight but cannot remove it. The belief recentres with
 the vehicle: every scan is scored in a window around the predicted mode, sized to cover the particles. The filter
 diverges when the evidence keeps disagreeing with the belief (scans that do single out some poses put no more than
 a few times the uniform density where the belief is: at a wrong place TransLocNet's volumes are flat or peak
@@ -126,9 +123,6 @@ class FilterConfig:
     # 0.2 is half the val towns' median scan confidence in the tracking window (0.33-0.44)
     readable_confidence: float = 0.2
     readable_window: int = 20
-    # each scan's tempered likelihood counts fully from this single-scan confidence up and as the power
-    # confidence / full_weight_confidence of it below (scan_weight(); 0: every scan fully)
-    full_weight_confidence: float = 0.2
     motion: MotionNoise = field(default_factory=MotionNoise)
     tracking_radius_m: float = 6.0  # window when the particles fit in it
     tracking_yaw_deg: float = 6.0
@@ -192,7 +186,6 @@ class BayesFilter:
         self._scan_backing: deque[float] = deque(maxlen=max(1, self.cfg.readable_window))
         self.backing = 1.0
         self.posterior_mass = 0.0  # the particles' mass near the mode, before the readability
-        self.scan_weight = 1.0  # the power the last scan's likelihood was fused with (scan_weight())
         self._region: SearchWindow | None = None  # uniform prior around self.mode, until the next scan
         self._agrees: deque[bool] = deque(maxlen=self.cfg.diverge_window)
         self._elsewhere = 0  # scans in a row whose volume peaked far above its density at the belief
@@ -336,22 +329,14 @@ class BayesFilter:
         logq = c.tempering * volume.logits / temperature
         logq = logq - logsumexp(logq)  # per-cell probability of the tempered volume
         fresh = self._region is not None or len(self.particles) == 0  # this scan makes the belief
-        reads = c.readable_confidence > 0 or c.full_weight_confidence > 0
-        confidence = decode_parts(volume, temperature).confidence if reads else 1.0
         if c.readable_confidence > 0:
-            self._scan_confidences.append(confidence)
-            self._scan_backing.append(confidence if fresh else mass_near(volume, self.mode, temperature))
-        # what the belief takes from this scan: its volume as a power of its own confidence (the checks that
-        # read the scan as evidence about the belief, support and relocation, take the volume as it is)
-        self.scan_weight = scan_weight(confidence, c.full_weight_confidence)
-        fused = logq
-        if self.scan_weight < 1.0:
-            fused = self.scan_weight * logq
-            fused = fused - logsumexp(fused)
+            self._scan_confidences.append(decode_parts(volume, temperature).confidence)
+            backs = self._scan_confidences[-1] if fresh else mass_near(volume, self.mode, temperature)
+            self._scan_backing.append(backs)
         floor = c.uniform_floor / logq.size
         relocated = False
         if fresh:
-            self._sample_from(volume, fused, floor)
+            self._sample_from(volume, logq, floor)
             self.support = float("nan")
         else:
             q = np.exp(_read_volume(volume, logq, self.particles))
@@ -362,10 +347,8 @@ class BayesFilter:
             self._count_elsewhere(volume, logq, peak)
             relocated = c.relocate_scans > 0 and self._elsewhere >= c.relocate_scans
             if relocated:
-                self._relocate(volume, fused, floor, peak)
+                self._relocate(volume, logq, floor, peak)
             else:
-                if fused is not logq:
-                    q = np.exp(_read_volume(volume, fused, self.particles))
                 self.logw = self.logw + np.log((1 - c.uniform_floor) * q + floor)
                 self.logw -= self.logw.max()
                 self._resample_if_degenerate()
@@ -614,19 +597,6 @@ class BayesFilter:
         )
 
 
-def scan_weight(confidence: float, full_weight_confidence: float) -> float:
-    """The power a scan's (tempered) likelihood is fused with: 1 from `full_weight_confidence` up, in proportion
-    below. A scan read weakly (little of its mass near its own mode) still moves the belief, but as much as the
-    little it says: on imagery the model reads poorly, its volumes single out look-alikes, and at full weight a
-    hundred of them made a belief 30 m off that the odometry alone would have kept 16 m off (helsinki-dev's
-    real orthophotos, BENCHMARKS.md `real-sequence`). On imagery it reads well nearly every scan is above the bar
-    (0.2 is below the val towns' 10th percentile in the tracking window), so the filter is as before there;
-    of the bad scans, the weak ones count less."""
-    if full_weight_confidence <= 0:
-        return 1.0
-    return float(np.clip(confidence / full_weight_confidence, 0.0, 1.0))
-
-
 def evidence_readability(median_confidence: float, readable_confidence: float) -> float:
     """How far the belief's own confidence holds: 1 while the last scans' median single-scan confidence (decode.py:
     the mass a scan's volume puts near its mode; with test-time views, their mixture's) reaches
@@ -640,9 +610,9 @@ def evidence_readability(median_confidence: float, readable_confidence: float) -
     confidence 0.9 (helsinki-dev's real orthophotos, BENCHMARKS.md `real-sequence`), which the node would have
     published to Nav2. No single scan shows it, but their confidence as a whole does: in the filter's +-6 m
     tracking window the median scan holds 0.33-0.49 on the synthetic val and test towns and 0.03-0.08 on the real
-    orthophotos. Weighting each scan by its own confidence (scan_weight()) makes such a lock slower and rarer but
-    does not tell a belief right from wrong (on real imagery a scan's confidence barely separates its right
-    readings from its wrong ones), so what is published still follows the scans' confidence as a whole.
+    orthophotos. The estimate itself is left alone: weighting each scan by its own confidence instead (a power
+    likelihood) stopped the lock on two real drives but broke the third, where the confidence of a scan barely
+    tells its right readings from its wrong ones.
 
     The same bar applies to the backing (BayesFilter._trust()): the median mass the last scans put near the belief
     they were fused into. Scans read strongly at another place do not back the belief, yet reweighting keeps the

@@ -88,15 +88,13 @@ class FilteredLocalizer:
                 self.filter.reset_calibration()
 
     def _for_method(self, cfg: FilterConfig | None) -> FilterConfig:
-        """Relocation trusts single-scan peaks, and a scan's weight its confidence: only for methods whose
-        volumes are calibrated likelihoods (NCC's peak away from its belief for up to 17 scans in a row while
-        it tracks: relocating on them took its sequence mean on the test towns from 1.65 to 14.8 m; its
-        confidence in the tracking window is 0.08-0.13 on val towns where it tracks, 0.26-0.36 on real drives
-        where it is lost)."""
+        """Relocation trusts single-scan peaks: only for methods whose volumes are calibrated likelihoods
+        (NCC's peak away from its belief for up to 17 scans in a row while it tracks: relocating on them took
+        its sequence mean on the test towns from 1.65 to 14.8 m)."""
         cfg = cfg or FilterConfig()
         if getattr(self.method, "calibrated_volumes", False):
             return cfg
-        return replace(cfg, relocate_scans=0, full_weight_confidence=0.0)
+        return replace(cfg, relocate_scans=0)
 
     @property
     def waiting(self) -> bool:
@@ -126,8 +124,6 @@ class FilteredLocalizer:
             "filter readability": f"{f.readability:.2f}",
             # how far the last scans back the belief: the median mass they put near it, against the same bar
             "filter backing": f"{f.backing:.2f}",
-            # the power the last scan's likelihood was fused with: its confidence against the full-weight bar
-            "filter scan weight": f"{f.scan_weight:.2f}",
             "filter update ms": "-" if not np.isfinite(f.update_ms) else f"{f.update_ms:.1f}",
         }
 

@@ -131,15 +131,6 @@ PARAMETERS: dict[str, Param] = {
         0.0,
         1.0,
     ),
-    "filter.full_weight_confidence": Param(
-        _F.full_weight_confidence,
-        "filter: a scan's likelihood counts fully from this single-scan confidence up, as the power confidence / "
-        "this below (weakly read scans move the belief as little as they say; 0: every scan fully; "
-        "TransLocNet only)",
-        True,
-        0.0,
-        1.0,
-    ),
     "filter.readable_window": Param(
         _F.readable_window,
         "filter: scans whose median confidence sets the readability and backing",
@@ -319,7 +310,6 @@ def filter_config(values: dict) -> FilterConfig:
         uniform_floor=values["filter.uniform_floor"],
         readable_confidence=values["filter.readable_confidence"],
         readable_window=values["filter.readable_window"],
-        full_weight_confidence=values["filter.full_weight_confidence"],
         motion=MotionNoise(
             values["filter.motion_trans_per_m"],
             values["filter.motion_trans_m"],
