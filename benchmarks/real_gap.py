@@ -48,6 +48,7 @@ from translocnet_ros.evaluation.metrics import frame_errors  # noqa: E402
 from translocnet_ros.evaluation.protocol import (  # noqa: E402
     PROTOCOLS,
     draw_priors,
+    estimates,
     run_protocol,
     score_results,
 )
@@ -274,7 +275,7 @@ def cell(method, pairs: list[tuple[Path, Path]], cache: Path, force: bool) -> di
     if cache.exists() and not force:
         return json.loads(cache.read_text())
     s, gt, res = evaluate(method, pairs)
-    est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in res])
+    est = estimates(res)
     rank = truth_rank(method, pairs) if hasattr(method, "score_volume") else np.full(len(res), np.nan)
     out = {
         "summary": s,

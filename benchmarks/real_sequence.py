@@ -34,14 +34,18 @@ from benchmarks.report import machine, write_section  # noqa: E402
 from benchmarks.sequence import (  # noqa: E402
     converged_errors,
     converged_scores,
-    estimates,
     hard_frames,
     publish_cells,
     published,
 )
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors  # noqa: E402
-from translocnet_ros.evaluation.protocol import PUBLISH_CONFIDENCE, run_protocol, write_frames_csv  # noqa: E402
+from translocnet_ros.evaluation.protocol import (  # noqa: E402
+    PUBLISH_CONFIDENCE,
+    estimates,
+    run_protocol,
+    write_frames_csv,
+)
 from translocnet_ros.evaluation.sequence import CONVERGED_FROM, run_sequence, score_sequence  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.methods import make_method  # noqa: E402

@@ -29,7 +29,12 @@ from benchmarks.imagery_variants import VARIANTS, variant_towns  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors, summarize  # noqa: E402
-from translocnet_ros.evaluation.protocol import PUBLISH_CONFIDENCE, run_protocol, write_frames_csv  # noqa: E402
+from translocnet_ros.evaluation.protocol import (  # noqa: E402
+    PUBLISH_CONFIDENCE,
+    estimates,
+    run_protocol,
+    write_frames_csv,
+)
 from translocnet_ros.evaluation.robustness import Corruption  # noqa: E402
 from translocnet_ros.evaluation.sequence import CONVERGED_FROM, run_sequence, score_sequence  # noqa: E402
 from translocnet_ros.geo.crs import MapFrame  # noqa: E402
@@ -217,11 +222,6 @@ def saved_frames(
             parts.append((gt[[int(r["frame"]) for r in rows]], [SimpleNamespace(est=e) for e in est]))
         out.append(parts)
     return out
-
-
-def estimates(results) -> np.ndarray:
-    """(x, y, yaw) of each frame's estimate."""
-    return np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
 
 
 def converged_errors(parts) -> list[np.ndarray]:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors  # noqa: E402
-from translocnet_ros.evaluation.protocol import run_protocol  # noqa: E402
+from translocnet_ros.evaluation.protocol import estimates, run_protocol  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.ncc import NccConfig, NccLocalizer  # noqa: E402
 from translocnet_ros.synth.cli import build  # noqa: E402
@@ -43,7 +43,7 @@ def main() -> int:
         errs = []
         for drive, src in drives:
             gt, res = run_protocol(NccLocalizer(cfg), drive, src, src.crs, "known", every=5, progress=False)
-            est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in res])
+            est = estimates(res)
             errs.append(frame_errors(gt, est)["position"])
         e = np.concatenate(errs)
         results.append((float(np.mean(e)), float(np.median(e)), dict(zip(GRID, values))))

@@ -8,12 +8,16 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from translocnet_ros.dataset.bag import BagDrive
 from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.evaluation.plots import plot_run
-from translocnet_ros.evaluation.protocol import PROTOCOLS, run_protocol, score_results, write_frames_csv
+from translocnet_ros.evaluation.protocol import (
+    PROTOCOLS,
+    estimates,
+    run_protocol,
+    score_results,
+    write_frames_csv,
+)
 from translocnet_ros.evaluation.robustness import Corruption
 from translocnet_ros.evaluation.sequence import SequenceError, run_sequence, score_sequence
 from translocnet_ros.imagery.geotiff import GeoTiffSource
@@ -95,7 +99,7 @@ def run(args) -> int:
             progress=not args.quiet,
         )
         summary = score_results(gt, results, method, args.protocol)
-    est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
+    est = estimates(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     write_frames_csv(args.out.with_suffix(".frames.csv"), results)

@@ -72,6 +72,11 @@ class FrameResult:
     published: bool = False  # sequence protocol: the node would publish this estimate (fusion.Step.publish)
 
 
+def estimates(results: list[FrameResult]) -> np.ndarray:
+    """(N, 3) x, y, yaw of the frames' estimates."""
+    return np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
+
+
 def run_protocol(
     method: Localizer,
     drive: KittiDrive,
@@ -111,7 +116,7 @@ def run_protocol(
 
 def score_results(gt: np.ndarray, results: list[FrameResult], method: Localizer, protocol: str) -> dict:
     """DESIGN.md §6 summary plus the consistency of the reported covariance and confidence."""
-    est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
+    est = estimates(results)
     summary = summarize(
         gt, est, np.array([r.latency_ms for r in results]), method.name, protocol, method.device
     )

@@ -18,6 +18,7 @@ from translocnet_ros.evaluation.protocol import (
     PUBLISH_CONFIDENCE,
     FrameResult,
     draw_priors,
+    estimates,
     score_results,
 )
 from translocnet_ros.evaluation.robustness import Corruption
@@ -129,7 +130,7 @@ def score_sequence(
     """The §6 summary over every frame, plus `converged` (frames from the 10th on), `first_fix_frame`, the
     filter's own latency per update, divergences, and the recovery after a kidnapping when there was one."""
     summary = score_results(gt, results, method, "sequence")
-    est = np.array([[r.est.x, r.est.y, r.est.yaw] for r in results])
+    est = estimates(results)
     lat = np.array([r.latency_ms for r in results])
     conv = slice(CONVERGED_FROM, None)
     summary["converged"] = (

@@ -1,7 +1,7 @@
 """Bird's-eye-view rasters of a LiDAR scan, in a vehicle-centred, vehicle-aligned grid (the classic matcher's).
 
 Convention shared with GeoPatch: continuous pixel (c, r) = (half + u / res, half - v / res) for a point at
-(u, v) metres east/north (or forward/left) of the centre, so the centre lies on a pixel corner.
+(u, v) metres forward/left of the centre (east/north in a GeoPatch), so the centre lies on a pixel corner.
 """
 
 from __future__ import annotations
