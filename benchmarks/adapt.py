@@ -61,12 +61,14 @@ def town_site(town: Path, out: Path, dark: bool) -> Path:
 
 
 def adapted_model(model: Path, out_dir: Path, flags: list[str] | None):
-    def model_of(site: Path) -> Path:
+    """site [, orthophoto: the site's own by default] -> the model adapted there with `flags` (None: as is)."""
+
+    def model_of(site: Path, ortho: Path | None = None) -> Path:
         if flags is None:
             return model
         tag = "_".join(f.lstrip("-") for f in flags) or "default"
-        out = out_dir / f"{site.name}_{tag}.pt"
-        argv = ["adapt", "--model", str(model), "--ortho", str(site / "ortho.tif")]
+        out = out_dir / f"{site.name}{f'_{ortho.stem}' if ortho else ''}_{tag}.pt"
+        argv = ["adapt", "--model", str(model), "--ortho", str(ortho or site / "ortho.tif")]
         cli([*argv, "--scans", str(site / "drive"), "--out", str(out), *flags])
         return out
 

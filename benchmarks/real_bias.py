@@ -29,12 +29,12 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.adapt import adapted_model  # noqa: E402
 from benchmarks.helsinki import sites  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
-from translocnet_ros.cli import main as cli  # noqa: E402
 from translocnet_ros.dataset.cloud import read_ply, render_top  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
-from translocnet_ros.evaluation.protocol import run_protocol  # noqa: E402
+from translocnet_ros.evaluation.protocol import estimates, run_protocol  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.methods import make_method  # noqa: E402
 from translocnet_ros.synth.town import write_geotiff  # noqa: E402
@@ -165,28 +165,14 @@ def build_site(site: Path, out: Path) -> dict:
 
 def score(label: str, site: Path, ortho: Path, out: Path) -> np.ndarray:
     """(10, 2) error vectors (E, N) of the site's frames, protocol known, seed 0."""
-    if label == "adapted":
-        model = out / f"adapted_{ortho.stem}.pt"
-        if not model.exists():
-            cli(
-                [
-                    "adapt",
-                    "--model",
-                    str(MODEL),
-                    "--ortho",
-                    str(ortho),
-                    "--scans",
-                    str(site / "drive"),
-                    "--out",
-                    str(model),
-                ]
-            )
+    if label == "ncc":
+        method = make_method("ncc")
+    else:  # the default model, adapted on the orthophoto it is scored on or as it is
+        model = adapted_model(MODEL, out, [] if label == "adapted" else None)(site, ortho)
         method = make_method("translocnet", model_path=model)
-    else:
-        method = make_method(label)
     src = GeoTiffSource(ortho)
     gt, res = run_protocol(method, KittiDrive(site / "drive"), src, src.crs, "known", progress=False)
-    return np.array([[r.est.x - g[0], r.est.y - g[1]] for r, g in zip(res, gt)])
+    return estimates(res)[:, :2] - gt[:, :2]
 
 
 def bias(err: np.ndarray) -> tuple[np.ndarray, int]:

@@ -7,8 +7,9 @@ LiDAR simulator, `raycast_site(drive=True)`); the drive is built once under --ou
 
 Each drive runs with --seeds seeds of the first prior, the odometry noise and the `known` priors: on real
 imagery one drive's filtered error moves by tens of metres with the seed alone, so one seed shows failure
-modes and several are needed to compare filters. `adapted`: the default model after `translocnet adapt` on the site's own orthophoto (label-free). Writes
-runs/real_sequence/..., docs/real_sequence.png and the `real-sequence` section of BENCHMARKS.md.
+modes and several are needed to compare filters. `adapted`: the default model after `translocnet adapt` on the
+site's own orthophoto (label-free). Writes runs/real_sequence/..., docs/real_sequence.png and the
+`real-sequence` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -186,8 +187,9 @@ def main() -> int:
         f"orthophoto. Each drive runs with {args.seeds} seed(s) of the first prior, the odometry noise and the "
         "`known` priors (one drive's filtered error moves by tens of metres with the seed alone on real imagery). "
         "Every figure is over the frames from the 10th on of every drive and seed; per-site means in site order "
-        f"({', '.join(s.name for s in drives)}), the mean over the seeds and their range. Published: the frames the node would publish, the filter's own "
-        "decision in `sequence` (converged: posterior mass within 1 m / 2 deg >= 0.5 after its readability, "
+        f"({', '.join(s.name for s in drives)}), the mean over the seeds and their range. Published: the frames "
+        "the node would publish, the filter's own decision in `sequence` (converged: posterior mass within 1 m / "
+        "2 deg >= 0.5 after its readability, "
         "`filter.readable_confidence`; posterior sound), a single frame from the node's `confidence_publish` "
         f"{PUBLISH_CONFIDENCE} up in `known`. Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
         "",
