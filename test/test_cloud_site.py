@@ -42,6 +42,16 @@ def test_street_poses_stand_on_the_street_facing_along_it():
     assert np.median(along) > 0.97 and np.mean(np.cos(poses[:, 3]) > 0) == pytest.approx(0.5, abs=0.15)
 
 
+def test_street_poses_keep_a_wider_margin_when_asked():
+    """A 60 m cloud with a 25 m margin leaves only its middle 10 m: every pose's 25 m surroundings are inside."""
+    poses = street_poses(street_between_blocks(), 100, np.random.default_rng(1), margin_m=25.0)
+    x = poses[:, 0] - E0
+    assert np.all(np.abs(x) <= 5.0 + 0.5)
+    assert np.ptp(x) > 6.0  # spread over what is left, not one cell
+    with pytest.raises(ValueError, match="no open street-level ground"):
+        street_poses(street_between_blocks(), 5, np.random.default_rng(1), margin_m=31.0)
+
+
 def test_street_drive_runs_along_the_street_and_turns_round_at_its_end():
     """60 frames at 0.8 m on a 30 m open street: one continuous drive there and part of the way back."""
     cloud = street_between_blocks()

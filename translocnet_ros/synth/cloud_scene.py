@@ -137,6 +137,9 @@ def raycast_drive(
     return rescan_drive(drive, out, scan_of)
 
 
+MARGIN_M = 15.0  # how far inside the cloud's extent a pose stands by default
+
+
 @dataclass(frozen=True)
 class StreetGrid:
     """Where a vehicle could stand in a cloud, on a grid of cell_m cells (rows along +y, columns along +x):
@@ -154,7 +157,7 @@ class StreetGrid:
 
     @classmethod
     def of(
-        cls, cloud: ColoredCloud, cell_m: float = 0.5, clearance_m: float = 2.0, margin_m: float = 15.0
+        cls, cloud: ColoredCloud, cell_m: float = 0.5, clearance_m: float = 2.0, margin_m: float = MARGIN_M
     ) -> StreetGrid:
         """Raises ValueError when the cloud has no such place."""
         xyz = cloud.xyz
@@ -187,10 +190,13 @@ class StreetGrid:
         return np.median(self.ground_z[near], axis=1) + IMU_HEIGHT_M
 
 
-def street_poses(cloud: ColoredCloud, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 4) independent base_link x, y, z, grid yaw where a vehicle could stand (StreetGrid.ok), facing along
-    the open space (the street) either way. Raises ValueError when the cloud has no such place."""
-    grid = StreetGrid.of(cloud)
+def street_poses(
+    cloud: ColoredCloud, n: int, rng: np.random.Generator, margin_m: float = MARGIN_M
+) -> np.ndarray:
+    """(n, 4) independent base_link x, y, z, grid yaw where a vehicle could stand (StreetGrid.ok, at least
+    margin_m inside the cloud's extent), facing along the open space (the street) either way. Raises ValueError
+    when the cloud has no such place."""
+    grid = StreetGrid.of(cloud, margin_m=margin_m)
     ok = np.flatnonzero(grid.ok)
     cells = rng.choice(ok, n, replace=ok.size < n)
     r, c = np.divmod(cells, grid.ok.shape[1])
@@ -263,22 +269,33 @@ def street_drive(cloud: ColoredCloud, n: int, rng: np.random.Generator, step_m: 
 
 
 def raycast_site(
-    site: Path, out: Path, n_frames: int = 200, seed: int = 0, progress: bool = True, drive: bool = False
+    site: Path,
+    out: Path,
+    n_frames: int = 200,
+    seed: int = 0,
+    progress: bool = True,
+    drive: bool = False,
+    margin_m: float = MARGIN_M,
 ) -> Path:
     """A labelled KITTI-layout drive of n_frames scans ray-cast at random street-level poses of a site given
     as geometry (`site/cloud.ply`, in the CRS of `site/ortho.tif`), or with `drive` along one continuous
     drive through its streets at 10 Hz (`street_drive`: what the `sequence` protocol needs), with a sensor
-    drawn like the synthetic towns' (range, dropout, reflectance response). Built once: an existing drive
-    made with the same arguments is reused."""
+    drawn like the synthetic towns' (range, dropout, reflectance response). Random poses stand at least
+    margin_m inside the geometry's extent: a scan near its edge sees half a world while the orthophoto shows the
+    whole, which no real drive meets. Built once: an existing drive made with the same arguments is reused."""
     site, out = Path(site), Path(out)
-    recipe = {"site": site.name, "n_frames": n_frames, "seed": seed} | ({"drive": True} if drive else {})
+    recipe = (
+        {"site": site.name, "n_frames": n_frames, "seed": seed}
+        | ({"drive": True} if drive else {})
+        | ({"margin_m": margin_m} if margin_m != MARGIN_M and not drive else {})
+    )
     stamp = out / "raycast.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == recipe:
         return out
     rng = np.random.default_rng(seed)
     cloud = read_ply(site / "cloud.ply")
     frame = MapFrame.from_any(GeoTiffSource(site / "ortho.tif").crs)
-    poses = (street_drive if drive else street_poses)(cloud, n_frames, rng)
+    poses = street_drive(cloud, n_frames, rng) if drive else street_poses(cloud, n_frames, rng, margin_m)
     scene = CloudScene(cloud)
     sim = scene.simulator(sample_sensor(rng))
     base_from_velo = rigid_inverse(KITTI_T_IMU_TO_VELO)
