@@ -13,7 +13,7 @@ from translocnet_ros.dataset.kitti import KittiDrive
 from translocnet_ros.evaluation.protocol import PUBLISH_CONFIDENCE, run_protocol, score_results
 from translocnet_ros.imagery.geotiff import GeoTiffSource
 from translocnet_ros.localization.methods import make_method
-from translocnet_ros.synth.cloud_scene import raycast_site
+from translocnet_ros.synth.cloud_scene import MARGIN_M, raycast_site
 
 HELSINKI = Path(__file__).resolve().parents[2] / "shared" / "data" / "helsinki-dev"
 
@@ -50,10 +50,14 @@ def table(first_column: str, rows: list[tuple[str, SiteScore]]) -> list[str]:
     return head + [f"| {label} | {score.row()} |" for label, score in rows]
 
 
-def raycast_drive_of(out: Path, n_frames: int = 100, seed: int = 7) -> Callable[[Path], Path]:
+def raycast_drive_of(
+    out: Path, n_frames: int = 100, seed: int = 7, margin_m: float = MARGIN_M
+) -> Callable[[Path], Path]:
     """A larger real-imagery check than the 10 frames per site: scans ray-cast at n_frames street-level poses
-    of each site's geometry (cloud.ply, diagnosis use), localized on the site's real orthophoto."""
-    return lambda site: raycast_site(site, out / site.name, n_frames, seed, progress=False)
+    of each site's geometry (cloud.ply, diagnosis use), localized on the site's real orthophoto. With margin_m
+    at least the model's BEV radius, every scan sees a whole world around it, as helsinki-dev's own frames do
+    (those stand 4-15 m from the middle of their 100 m geometry); the default also takes poses near its edge."""
+    return lambda site: raycast_site(site, out / site.name, n_frames, seed, progress=False, margin_m=margin_m)
 
 
 def score_sites(

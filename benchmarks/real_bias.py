@@ -9,7 +9,7 @@ Then the same frames on the orthophoto with each removed using the cloud: shadow
 by its shadow / lit ratio across the shadow boundaries) and relief undone (every pixel sampled where its
 height's lean put it). A user has no city model; this says what a method would gain if it read past them.
 
-    python benchmarks/real_bias.py [--methods ncc adapted]
+    python benchmarks/real_bias.py [--methods ncc adapted] [--raycast 50]
 
 Writes runs/real_bias/... and the `real-bias` section of BENCHMARKS.md.
 """
@@ -17,6 +17,7 @@ Writes runs/real_bias/... and the `real-bias` section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -30,13 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.adapt import adapted_model  # noqa: E402
-from benchmarks.helsinki import sites  # noqa: E402
+from benchmarks.helsinki import raycast_drive_of, sites  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.cloud import read_ply, render_top  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.protocol import estimates, run_protocol  # noqa: E402
 from translocnet_ros.imagery.geotiff import GeoTiffSource  # noqa: E402
 from translocnet_ros.localization.methods import make_method  # noqa: E402
+from translocnet_ros.model.config import ModelConfig  # noqa: E402
 from translocnet_ros.synth.town import write_geotiff  # noqa: E402
 
 MODEL = ROOT / "models" / "translocnet.pt"
@@ -163,15 +165,15 @@ def build_site(site: Path, out: Path) -> dict:
 # ---------------------------------------------------------------- scoring
 
 
-def score(label: str, site: Path, ortho: Path, out: Path) -> np.ndarray:
-    """(10, 2) error vectors (E, N) of the site's frames, protocol known, seed 0."""
+def score(label: str, site: Path, ortho: Path, out: Path, drive: Path) -> np.ndarray:
+    """(N, 2) error vectors (E, N) of a drive's frames at the site, protocol known, seed 0."""
     if label == "ncc":
         method = make_method("ncc")
     else:  # the default model, adapted on the orthophoto it is scored on or as it is
         model = adapted_model(MODEL, out, [] if label == "adapted" else None)(site, ortho)
         method = make_method("translocnet", model_path=model)
     src = GeoTiffSource(ortho)
-    gt, res = run_protocol(method, KittiDrive(site / "drive"), src, src.crs, "known", progress=False)
+    gt, res = run_protocol(method, KittiDrive(drive), src, src.crs, "known", progress=False)
     return estimates(res)[:, :2] - gt[:, :2]
 
 
@@ -196,6 +198,9 @@ def main() -> int:
     ap.add_argument(
         "--methods", nargs="+", default=["ncc", "adapted"], choices=["ncc", "translocnet", "adapted"]
     )
+    ap.add_argument(
+        "--raycast", type=int, default=50, help="frames per site ray-cast from its cloud.ply (0: none)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "real_bias")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
@@ -215,26 +220,42 @@ def main() -> int:
             f"{b['shadow_share']:.0%} | {heading(away)} | {b['lean'][0]:+.2f} / {b['lean'][1]:+.2f} "
             f"({b['lean_corr']:.2f}) | {compass(b['lean'] * 20)} |"
         )
+    # the sites' own 10 frames each, then (--raycast) more frames ray-cast from each site's geometry where the
+    # scan sees a whole world (its BEV disc inside the cloud): the same bias on a larger sample, and from
+    # this project's LiDAR simulator rather than helsinki-dev's
+    margin = ModelConfig(**json.loads(MODEL.with_suffix(".json").read_text())["model"]).bev_radius_m
+    scan_sets = {"real": lambda site: site / "drive"}
+    if args.raycast:
+        scan_sets[f"ray-cast, {args.raycast} per site"] = raycast_drive_of(
+            args.out / "raycast", args.raycast, margin_m=margin
+        )
     rows = []
-    for label in args.methods:
-        for variant, what in VARIANTS.items():
-            errs = {s: score(label, s, b["paths"][variant], args.out / s.name) for s, b in built.items()}
-            d = np.concatenate([np.hypot(*e.T) for e in errs.values()])
-            per_site = []
-            for e in errs.values():
-                v, n = bias(e)
-                per_site.append(f"{compass(v)}, {n} frames")
-            rows.append(
-                f"| {label} | {what} | {d.mean():.2f} | {np.median(d):.2f} | {(d < 1).mean():.0%} | "
-                + " | ".join(per_site)
-                + " |"
-            )
-            print(rows[-1], flush=True)
+    for scans, drive_of in scan_sets.items():
+        for label in args.methods:
+            for variant, what in VARIANTS.items():
+                errs = {
+                    s: score(label, s, b["paths"][variant], args.out / s.name, drive_of(s))
+                    for s, b in built.items()
+                }
+                d = np.concatenate([np.hypot(*e.T) for e in errs.values()])
+                per_site = []
+                for e in errs.values():
+                    v, n = bias(e)
+                    per_site.append(f"{compass(v)}, {n} frames")
+                rows.append(
+                    f"| {scans} | {label} | {what} | {d.mean():.2f} | {np.median(d):.2f} | {(d < 1).mean():.0%} | "
+                    + " | ".join(per_site)
+                    + " |"
+                )
+                print(rows[-1], flush=True)
     if args.no_write:
         return 0
     body = f"""## Real orthophotos' bias: cast shadows and relief displacement on helsinki-dev (protocol known)
 
-Command: `python benchmarks/real_bias.py --methods {" ".join(args.methods)}`. The 30 real frames, seed 0;
+Command: `python benchmarks/real_bias.py --methods {" ".join(args.methods)} --raycast {args.raycast}`. Scans
+`real`: the 30 real frames; `ray-cast`: {args.raycast} more per site, ray-cast from the site's `cloud.ply` with this
+project's LiDAR simulator at street-level poses at least {margin:.0f} m (the model's BEV radius) inside the
+geometry, so that every scan sees a whole world, as the real frames do. Protocol known, seed 0;
 `adapted`: the default model after `translocnet adapt` on the orthophoto it is scored on. Bias: the mean error
 vector (estimate - truth) of a site's frames within {NEAR_M:.0f} m, as length, compass direction and angle (deg
 CCW from east). Sun and lean are fitted to each orthophoto with the site's `cloud.ply` (diagnosis only; the
@@ -245,8 +266,8 @@ script's docstring says how). Machine: {machine()}. Date: {time.strftime("%Y-%m-
 |---|---|---|---|---|---|---|
 {chr(10).join(site_rows)}
 
-| method | orthophoto | mean [m] | median [m] | within 1 m | bias, {" | ".join(s.name for s in built)} |
-|---|---|---|---|---|---|---|---|
+| scans | method | orthophoto | mean [m] | median [m] | within 1 m | bias, {" | ".join(s.name for s in built)} |
+|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 """
     write_section("real-bias", body)
