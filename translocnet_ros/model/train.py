@@ -29,7 +29,7 @@ from translocnet_ros.model.losses import info_nce, shadow_disagreement, subcell_
 from translocnet_ros.model.network import TransLocNet
 from translocnet_ros.model.style_mix import attach_style_mix
 from translocnet_ros.synth.cli import build
-from translocnet_ros.synth.cloud_scene import raycast_site
+from translocnet_ros.synth.cloud_scene import MARGIN_M, raycast_site
 from translocnet_ros.synth.splits import split_towns
 from translocnet_ros.synth.town import GENERATOR_VERSION, SHADOW_FREE_ORTHO, write_shadow_free_twin
 
@@ -166,6 +166,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "like an --extra-drive (cached under OUT/cloud_drives; repeatable)",
     )
     p.add_argument("--cloud-frames", type=int, default=200, help="scans ray-cast per --extra-cloud site")
+    p.add_argument(
+        "--cloud-margin-m",
+        type=float,
+        default=MARGIN_M,
+        help="the --extra-cloud poses stand this far inside the geometry's extent (at the BEV radius or more, "
+        "no scan is cut off where the geometry ends while the orthophoto goes on)",
+    )
     p.add_argument(
         "--extra-repeat",
         type=int,
@@ -359,7 +366,13 @@ def run(args) -> int:
     synth = [d for t, _ in train_towns for d in town_drives(t)]
     extra = [parse_extra(spec) for spec in args.extra_drive] + [
         (
-            raycast_site(site, args.out / "cloud_drives" / site.name, args.cloud_frames, args.seed),
+            raycast_site(
+                site,
+                args.out / "cloud_drives" / site.name,
+                args.cloud_frames,
+                args.seed,
+                margin_m=args.cloud_margin_m,
+            ),
             site / "ortho.tif",
         )
         for site in map(parse_cloud_site, args.extra_cloud)
