@@ -128,6 +128,17 @@ def test_raycast_site_writes_a_labelled_drive_once(tmp_path):
     assert (out / "velodyne_points" / "data" / "0000000000.bin").stat().st_mtime_ns == first
 
 
+def test_generate_cloud_keeps_its_poses_inside_the_margin(tmp_path):
+    """`generate --cloud --margin-m 25` on the 60 m site: every pose within its middle 10 m, none near the edge."""
+    site = write_site(tmp_path / "site")
+    out = tmp_path / "inner"
+    assert (
+        cli(["generate", "--cloud", str(site), "--frames", "6", "--margin-m", "25", "--out", str(out)]) == 0
+    )
+    xy = KittiDrive(out).ground_truth(MapFrame.from_any("EPSG:3067")).xy_yaw()[:, :2]
+    assert np.all(np.abs(xy[:, 0] - E0) <= 5.5) and np.all(np.abs(xy[:, 1] - N0) <= 4.5)
+
+
 def test_generate_cloud_continuous_writes_a_drive_the_sequence_protocol_takes(tmp_path, capsys):
     site = write_site(tmp_path / "site")
     out = tmp_path / "drive10hz"

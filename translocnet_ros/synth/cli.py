@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from translocnet_ros.synth.cloud_scene import raycast_site
+from translocnet_ros.synth.cloud_scene import MARGIN_M, raycast_site
 from translocnet_ros.synth.splits import SPLITS, split_towns
 from translocnet_ros.synth.styles import STYLES
 from translocnet_ros.synth.town import TownSpec, generate_town
@@ -67,6 +67,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --cloud: one continuous 10 Hz drive along the site's longest open street (what `eval "
         "--protocol sequence` needs) instead of independent poses",
     )
+    p.add_argument(
+        "--margin-m",
+        type=float,
+        default=MARGIN_M,
+        help="with --cloud: independent poses stand this far inside the geometry's extent (at the model's BEV "
+        "radius, 32 m, no scan is cut off where the geometry ends while the orthophoto goes on)",
+    )
 
 
 def build(jobs: list[tuple[Path, TownSpec]], force: bool) -> list[Path]:
@@ -97,7 +104,9 @@ def run(args) -> int:
         if missing:
             raise SystemExit(f"[generate] --cloud {args.cloud}: no {' or '.join(missing)} there")
         try:
-            raycast_site(args.cloud, args.out, args.frames, args.seed, drive=args.continuous)
+            raycast_site(
+                args.cloud, args.out, args.frames, args.seed, drive=args.continuous, margin_m=args.margin_m
+            )
         except ValueError as e:
             raise SystemExit(f"[generate] --cloud {args.cloud}: {e}") from None
         print(f"[generate] {args.out}: {args.frames} scans ray-cast from {args.cloud / 'cloud.ply'}")
