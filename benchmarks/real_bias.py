@@ -165,13 +165,16 @@ def build_site(site: Path, out: Path) -> dict:
 # ---------------------------------------------------------------- scoring
 
 
-def score(label: str, site: Path, ortho: Path, out: Path, drive: Path) -> np.ndarray:
-    """(N, 2) error vectors (E, N) of a drive's frames at the site, protocol known, seed 0."""
+def method_for(label: str, site: Path, ortho: Path, out: Path):
+    """NCC, or the default model adapted on the orthophoto it is scored on (`adapted`) or as it is."""
     if label == "ncc":
-        method = make_method("ncc")
-    else:  # the default model, adapted on the orthophoto it is scored on or as it is
-        model = adapted_model(MODEL, out, [] if label == "adapted" else None)(site, ortho)
-        method = make_method("translocnet", model_path=model)
+        return make_method("ncc")
+    model = adapted_model(MODEL, out, [] if label == "adapted" else None)(site, ortho)
+    return make_method("translocnet", model_path=model)
+
+
+def score(method, ortho: Path, drive: Path) -> np.ndarray:
+    """(N, 2) error vectors (E, N) of a drive's frames on the orthophoto, protocol known, seed 0."""
     src = GeoTiffSource(ortho)
     gt, res = run_protocol(method, KittiDrive(drive), src, src.crs, "known", progress=False)
     return estimates(res)[:, :2] - gt[:, :2]
@@ -229,17 +232,22 @@ def main() -> int:
         scan_sets[f"ray-cast, {args.raycast} per site"] = raycast_drive_of(
             args.out / "raycast", args.raycast, margin_m=margin
         )
+    errs = {}  # (scans, method, variant) -> {site: error vectors}; each method adapted once per orthophoto
+    for label in args.methods:
+        for variant in VARIANTS:
+            for site, b in built.items():
+                ortho = b["paths"][variant]
+                method = method_for(label, site, ortho, args.out / site.name)
+                for scans, drive_of in scan_sets.items():
+                    errs.setdefault((scans, label, variant), {})[site] = score(method, ortho, drive_of(site))
     rows = []
-    for scans, drive_of in scan_sets.items():
+    for scans in scan_sets:
         for label in args.methods:
             for variant, what in VARIANTS.items():
-                errs = {
-                    s: score(label, s, b["paths"][variant], args.out / s.name, drive_of(s))
-                    for s, b in built.items()
-                }
-                d = np.concatenate([np.hypot(*e.T) for e in errs.values()])
+                per_site_errs = errs[(scans, label, variant)].values()
+                d = np.concatenate([np.hypot(*e.T) for e in per_site_errs])
                 per_site = []
-                for e in errs.values():
+                for e in per_site_errs:
                     v, n = bias(e)
                     per_site.append(f"{compass(v)}, {n} frames")
                 rows.append(
