@@ -317,3 +317,19 @@ def test_init_weights_come_from_a_checkpoint_or_an_exported_model(tmp_path):
     a = initial_weights(tmp_path / "best.pt", torch.device("cpu"))
     b = initial_weights(tmp_path / "model.pt", torch.device("cpu"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_capacity_options_size_the_network():
+    import argparse
+
+    from translocnet_ros.model.train import add_arguments, model_config
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert model_config(p.parse_args([])) == ModelConfig()
+    wide = model_config(p.parse_args(["--width", "40", "--match-dim", "12", "--aerial-norm", "patch"]))
+    assert (wide.width, wide.match_dim, wide.aerial_norm) == (40, 12, "patch")
+    narrow, big = TransLocNet(ModelConfig()), TransLocNet(wide)
+    n = sum(q.numel() for q in narrow.parameters())
+    assert sum(q.numel() for q in big.parameters()) > 1.5 * n
+    assert big.aerial_encoder.head.out_channels == 12

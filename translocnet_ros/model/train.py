@@ -74,6 +74,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-attention", action="store_true", help="ablation: no cross-attention")
     p.add_argument(
+        "--width",
+        type=int,
+        default=ModelConfig.width,
+        help="channels of the encoders' first stage (capacity; --init must have the same)",
+    )
+    p.add_argument(
+        "--match-dim",
+        type=int,
+        default=ModelConfig.match_dim,
+        help="per-cell matching feature size (capacity)",
+    )
+    p.add_argument(
         "--robust-aug",
         action="store_true",
         help="also crop the scan's range, blind a sector and blur the imagery (sensors and cameras unlike "
@@ -207,6 +219,11 @@ def parse_cloud_site(spec: str) -> Path:
     if not (site / "cloud.ply").is_file() or not (site / "ortho.tif").is_file():
         raise SystemExit(f"--extra-cloud {spec!r}: expected a folder holding cloud.ply and ortho.tif")
     return site
+
+
+def model_config(args) -> ModelConfig:
+    """The network's geometry and size from the command line (the rest of ModelConfig stays fixed)."""
+    return ModelConfig(width=args.width, match_dim=args.match_dim, aerial_norm=args.aerial_norm)
 
 
 def initial_weights(path: Path, device: torch.device) -> dict:
@@ -348,7 +365,7 @@ def plot_curves(log_path: Path, out: Path) -> None:
 def run(args) -> int:
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
-    mcfg = ModelConfig(aerial_norm=args.aerial_norm)
+    mcfg = model_config(args)
     scfg = replace(SampleConfig(), window_m=args.window_m, dihedral_prob=args.dihedral)
     if args.robust_aug or args.real_aug:
         scfg = replace(scfg, range_crop_prob=0.4, sector_dropout_prob=0.3, blur_prob=0.3)
