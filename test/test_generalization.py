@@ -333,3 +333,16 @@ def test_train_capacity_options_size_the_network():
     n = sum(q.numel() for q in narrow.parameters())
     assert sum(q.numel() for q in big.parameters()) > 1.5 * n
     assert big.aerial_encoder.head.out_channels == 12
+
+
+def test_init_of_another_size_exits_with_a_clear_message(tmp_path):
+    from translocnet_ros.model.train import load_initial
+
+    torch.save({"model": TransLocNet(CFG).state_dict()}, tmp_path / "best.pt")
+    wider = TransLocNet(replace(CFG, width=12))
+    with pytest.raises(SystemExit, match="--width / --match-dim"):
+        load_initial(wider, tmp_path / "best.pt", torch.device("cpu"))
+    same = TransLocNet(CFG)
+    load_initial(same, tmp_path / "best.pt", torch.device("cpu"))
+    ref = torch.load(tmp_path / "best.pt")["model"]
+    assert all(torch.equal(same.state_dict()[k], ref[k]) for k in ref)

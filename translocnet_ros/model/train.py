@@ -234,6 +234,20 @@ def initial_weights(path: Path, device: torch.device) -> dict:
         return torch.load(path, map_location=device, weights_only=False)["model"]
 
 
+def load_initial(net: TransLocNet, path: Path, device: torch.device) -> None:
+    """--init's weights into net, or a clear exit when they belong to another size of network."""
+    weights = initial_weights(path, device)
+    own = net.state_dict()
+    wrong = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
+    if wrong or own.keys() != weights.keys():
+        raise SystemExit(
+            f"--init {path}: its weights do not fit this network ({len(wrong)} tensors of another shape, e.g. "
+            f"{wrong[:1] or sorted(own.keys() ^ weights.keys())[:1]}); give the same --width / --match-dim "
+            "(and --no-attention) it was trained with"
+        )
+    net.load_state_dict(weights)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -418,7 +432,7 @@ def run(args) -> int:
         print(f"[train] resumed from {last} at step {step}")
     else:
         if args.init is not None:  # weights only: a new stage gets its own optimizer and schedule
-            net.load_state_dict(initial_weights(args.init, device))
+            load_initial(net, args.init, device)
             print(f"[train] initialized from {args.init}")
         with open(log_path, "w", newline="") as f:
             csv.DictWriter(f, LOG_FIELDS).writeheader()
@@ -470,7 +484,7 @@ def run(args) -> int:
                 "--shadow-target init needs --init (the weights whose shadow-free view is the target)"
             )
         teacher = TransLocNet(mcfg, cross_attention=not args.no_attention).to(device)
-        teacher.load_state_dict(initial_weights(args.init, device))
+        load_initial(teacher, args.init, device)
         teacher.requires_grad_(False)
         teacher.eval()
     if args.style_mix > 0:
