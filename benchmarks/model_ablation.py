@@ -9,13 +9,16 @@ pass (issue 11: kept only if it helps on helsinki-dev without hurting the synthe
     python benchmarks/model_ablation.py "previous=runs/models/previous.pt" "new=models/translocnet.pt" ...
 
 Each argument is LABEL=MODEL.pt[@VIEWS][=HOW], HOW a short note on how the model was made, VIEWS the test-time
-views averaged per scan (model/views.py; default: the model's own). Writes the `model-ablation` section of
-BENCHMARKS.md.
+views averaged per scan (model/views.py; default: the model's own). With --adapt every model is first adapted
+on each site's own orthophoto and scans (`translocnet adapt`, its default mode) for both real sets, as a user
+runs it; the synthetic towns are scored as the model is. Writes the `model-ablation` section of BENCHMARKS.md
+(--no-write: prints only).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -25,7 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.helsinki import raycast_drive_of, score_sites, sites  # noqa: E402
+from benchmarks.adapt import adapted_model  # noqa: E402
+from benchmarks.helsinki import SiteScore, raycast_drive_of, score_sites, sites  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.protocol import run_protocol, score_results  # noqa: E402
@@ -54,36 +58,52 @@ def main() -> int:
     )
     ap.add_argument("--every", type=int, default=4)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "model_ablation")
+    ap.add_argument(
+        "--adapt", action="store_true", help="adapt every model on each site's orthophoto and scans first"
+    )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     raycast = raycast_drive_of(args.out / "raycast")
     lines = [
         "## Model ablation on real imagery and synthetic towns (protocol known)",
         "",
-        f"Command: `python benchmarks/model_ablation.py {' '.join(repr(m) for m in args.models)}`. "
+        f"Command: `python benchmarks/model_ablation.py {' '.join(repr(m) for m in args.models)}"
+        f"{' --adapt' if args.adapt else ''}`. "
         f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
         "",
         "helsinki-dev real: the 30 real frames; helsinki-dev ray-cast: the real orthophotos with 300 scans ray-cast "
         "at street level from the sites' `cloud.ply`; synthetic: the 8 test towns, every "
-        f"{args.every}th frame. Mean / median position error in metres, lateral recall at 1 m.",
+        f"{args.every}th frame. Mean / median position error in metres, lateral recall at 1 m"
+        f"{' (per-site means in brackets)' if args.adapt else ''}"
+        f"{'; both real sets after `translocnet adapt` on each site' if args.adapt else ''}.",
         "",
         "| model | how it was made | helsinki-dev real mean / median / lat@1m | helsinki-dev ray-cast mean / median "
         "/ lat@1m | synthetic test mean / median / lat@1m |",
         "|---|---|---|---|---|",
     ]
 
-    def cell(s: dict) -> str:
+    def cell(s: dict, per_site: list[float] | None = None) -> str:
         e = s["position_error_m"]
-        return f"{e['mean']:.2f} / {e['median']:.2f} / {s['lateral_recall']['1m']:.0%}"
+        sites_ = f" ({' / '.join(f'{v:.1f}' for v in per_site)})" if per_site else ""
+        return f"{e['mean']:.2f} / {e['median']:.2f} / {s['lateral_recall']['1m']:.0%}{sites_}"
+
+    def real_cell(s: SiteScore) -> str:
+        return cell(s.score, s.per_site_mean_m if args.adapt else None)
 
     for spec in args.models:
         label, model, *how = spec.split("=", 2)
         model, _, views = model.partition("@")
         model, views = Path(model), int(views) if views else None
-        real = score_sites(lambda _, m=model: m, sites(), views=views).score
-        cast = score_sites(lambda _, m=model: m, sites(), raycast, views=views).score
+        tag = "".join(c if c.isalnum() else "_" for c in label)
+        model_of = functools.cache(
+            adapted_model(model.resolve(), args.out / "adapted" / tag, [] if args.adapt else None)
+        )
+        real = score_sites(model_of, sites(), views=views)
+        cast = score_sites(model_of, sites(), raycast, views=views)
         syn = synthetic(model, args.data, args.every, views)
-        lines.append(f"| {label} | {how[0] if how else ''} | {cell(real)} | {cell(cast)} | {cell(syn)} |")
+        lines.append(
+            f"| {label} | {how[0] if how else ''} | {real_cell(real)} | {real_cell(cast)} | {cell(syn)} |"
+        )
         print(lines[-1], flush=True)
     if not args.no_write:
         write_section("model-ablation", "\n".join(lines))
