@@ -335,8 +335,8 @@ def test_train_capacity_options_size_the_network():
     assert big.aerial_encoder.head.out_channels == 12
 
 
-def test_init_of_another_size_exits_with_a_clear_message(tmp_path):
-    from translocnet_ros.model.train import load_initial
+def test_init_or_resume_of_another_size_exits_with_a_clear_message(tmp_path):
+    from translocnet_ros.model.train import load_initial, load_weights
 
     torch.save({"model": TransLocNet(CFG).state_dict()}, tmp_path / "best.pt")
     wider = TransLocNet(replace(CFG, width=12))
@@ -346,3 +346,6 @@ def test_init_of_another_size_exits_with_a_clear_message(tmp_path):
     load_initial(same, tmp_path / "best.pt", torch.device("cpu"))
     ref = torch.load(tmp_path / "best.pt")["model"]
     assert all(torch.equal(same.state_dict()[k], ref[k]) for k in ref)
+    # resuming a run directory with other capacity options: the same message, naming the checkpoint
+    with pytest.raises(SystemExit, match=r"last\.pt: its weights do not fit"):
+        load_weights(wider, ref, tmp_path / "last.pt")

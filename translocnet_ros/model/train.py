@@ -234,18 +234,22 @@ def initial_weights(path: Path, device: torch.device) -> dict:
         return torch.load(path, map_location=device, weights_only=False)["model"]
 
 
-def load_initial(net: TransLocNet, path: Path, device: torch.device) -> None:
-    """--init's weights into net, or a clear exit when they belong to another size of network."""
-    weights = initial_weights(path, device)
+def load_weights(net: TransLocNet, weights: dict, source: Path) -> None:
+    """A state dict into net, or a clear exit when it belongs to another size of network (--init, resume)."""
     own = net.state_dict()
     wrong = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
     if wrong or own.keys() != weights.keys():
         raise SystemExit(
-            f"--init {path}: its weights do not fit this network ({len(wrong)} tensors of another shape, e.g. "
+            f"{source}: its weights do not fit this network ({len(wrong)} tensors of another shape, e.g. "
             f"{wrong[:1] or sorted(own.keys() ^ weights.keys())[:1]}); give the same --width / --match-dim "
-            "(and --no-attention) it was trained with"
+            "it was trained with"
         )
     net.load_state_dict(weights)
+
+
+def load_initial(net: TransLocNet, path: Path, device: torch.device) -> None:
+    """--init's weights (a checkpoint or an exported model) into net."""
+    load_weights(net, initial_weights(path, device), path)
 
 
 def pick_device(name: str) -> torch.device:
@@ -425,7 +429,7 @@ def run(args) -> int:
     step, epoch, best = 0, 0, float("inf")
     if last.exists():  # resume
         ck = torch.load(last, map_location=device, weights_only=False)
-        net.load_state_dict(ck["model"])
+        load_weights(net, ck["model"], last)
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         step, epoch, best = ck["step"], ck["epoch"], ck["best"]
