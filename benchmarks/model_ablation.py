@@ -73,9 +73,8 @@ def main() -> int:
         "",
         "helsinki-dev real: the 30 real frames; helsinki-dev ray-cast: the real orthophotos with 300 scans ray-cast "
         "at street level from the sites' `cloud.ply`; synthetic: the 8 test towns, every "
-        f"{args.every}th frame. Mean / median position error in metres, lateral recall at 1 m"
-        f"{' (per-site means in brackets)' if args.adapt else ''}"
-        f"{'; both real sets after `translocnet adapt` on each site' if args.adapt else ''}.",
+        f"{args.every}th frame. Mean / median position error in metres, lateral recall at 1 m (real sets: per-site "
+        f"means in brackets){'; both real sets after `translocnet adapt` on each site' if args.adapt else ''}.",
         "",
         "| model | how it was made | helsinki-dev real mean / median / lat@1m | helsinki-dev ray-cast mean / median "
         "/ lat@1m | synthetic test mean / median / lat@1m |",
@@ -88,7 +87,7 @@ def main() -> int:
         return f"{e['mean']:.2f} / {e['median']:.2f} / {s['lateral_recall']['1m']:.0%}{sites_}"
 
     def real_cell(s: SiteScore) -> str:
-        return cell(s.score, s.per_site_mean_m if args.adapt else None)
+        return cell(s.score, s.per_site_mean_m)
 
     for spec in args.models:
         label, model, *how = spec.split("=", 2)
