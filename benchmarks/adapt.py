@@ -11,6 +11,7 @@ Writes runs/adapt/... and the `adapt` section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import time
@@ -61,8 +62,10 @@ def town_site(town: Path, out: Path, dark: bool) -> Path:
 
 
 def adapted_model(model: Path, out_dir: Path, flags: list[str] | None):
-    """site [, orthophoto: the site's own by default] -> the model adapted there with `flags` (None: as is)."""
+    """site [, orthophoto: the site's own by default] -> the model adapted there with `flags` (None: as is);
+    each (site, orthophoto) is adapted once however many scan sets are scored with it."""
 
+    @functools.cache
     def model_of(site: Path, ortho: Path | None = None) -> Path:
         if flags is None:
             return model

@@ -29,11 +29,14 @@ class SiteScore:
     published: int  # frames with confidence >= PUBLISH_CONFIDENCE
     published_within_2m: float | None  # their share within 2 m (None: none published)
 
+    def per_site(self) -> str:
+        return " / ".join(f"{v:.1f}" for v in self.per_site_mean_m)
+
     def row(self) -> str:
         s, hit = self.score, self.published_within_2m
         return (
             f"{s['n']} | {s['position_error_m']['mean']:.2f} | {s['position_error_m']['median']:.2f} "
-            f"| {s['lateral_recall']['1m']:.0%} | {' / '.join(f'{v:.1f}' for v in self.per_site_mean_m)} "
+            f"| {s['lateral_recall']['1m']:.0%} | {self.per_site()} "
             f"| {self.published} | {'-' if hit is None else f'{hit:.0%}'}"
         )
 

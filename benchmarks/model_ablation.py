@@ -18,7 +18,6 @@ runs it; the synthetic towns are scored as the model is. Writes the `model-ablat
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 import time
 from pathlib import Path
@@ -81,22 +80,19 @@ def main() -> int:
         "|---|---|---|---|---|",
     ]
 
-    def cell(s: dict, per_site: list[float] | None = None) -> str:
+    def cell(s: dict) -> str:
         e = s["position_error_m"]
-        sites_ = f" ({' / '.join(f'{v:.1f}' for v in per_site)})" if per_site else ""
-        return f"{e['mean']:.2f} / {e['median']:.2f} / {s['lateral_recall']['1m']:.0%}{sites_}"
+        return f"{e['mean']:.2f} / {e['median']:.2f} / {s['lateral_recall']['1m']:.0%}"
 
     def real_cell(s: SiteScore) -> str:
-        return cell(s.score, s.per_site_mean_m)
+        return f"{cell(s.score)} ({s.per_site()})"
 
     for spec in args.models:
         label, model, *how = spec.split("=", 2)
         model, _, views = model.partition("@")
         model, views = Path(model), int(views) if views else None
         tag = "".join(c if c.isalnum() else "_" for c in label)
-        model_of = functools.cache(
-            adapted_model(model.resolve(), args.out / "adapted" / tag, [] if args.adapt else None)
-        )
+        model_of = adapted_model(model.resolve(), args.out / "adapted" / tag, [] if args.adapt else None)
         real = score_sites(model_of, sites(), views=views)
         cast = score_sites(model_of, sites(), raycast, views=views)
         syn = synthetic(model, args.data, args.every, views)
