@@ -193,8 +193,7 @@ def main() -> int:
             per_run["town_offsets"] = town_offsets(
                 towns, per_run["known"]["_parts"], per_run["sequence"]["_parts"]
             )
-            hard = sum(t["hard"] for t in per_run["town_offsets"])
-            hits = sum(t["hard_filtered_within_1m"] for t in per_run["town_offsets"])
+            hard, hits = hard_frames(per_run["town_offsets"])
             print(f"{name:12s} hard frames: {hard}, the filter within 1 m on {hits}", flush=True)
         for v in per_run.values():
             v.pop("_parts", None)
@@ -283,6 +282,12 @@ def town_offsets(towns: list[Path], known, sequence) -> list[dict]:
     return rows
 
 
+def hard_frames(offsets: list[dict]) -> tuple[int, int]:
+    """Over all towns of `town_offsets`: frames where the single frame is more than 2 m off, and how many of
+    them the filter has within 1 m."""
+    return sum(t["hard"] for t in offsets), sum(t["hard_filtered_within_1m"] for t in offsets)
+
+
 def _percentiles(x) -> dict:
     return {"p50": float(np.percentile(x, 50)), "p95": float(np.percentile(x, 95))} if len(x) else {}
 
@@ -357,8 +362,7 @@ def table(report: dict, args) -> str:
     lines += ["", "Frames (from the 10th on) where the single-frame estimate is off by more than 2 m:", ""]
     for name, runs in report["methods"].items():
         if "town_offsets" in runs:
-            n = sum(t["hard"] for t in runs["town_offsets"])
-            hits = sum(t["hard_filtered_within_1m"] for t in runs["town_offsets"])
+            n, hits = hard_frames(runs["town_offsets"])
             share = f" ({hits / n:.0%})" if n else ""
             lines.append(f"- {name}: {n} frames; the filtered estimate is within 1 m on {hits}{share}")
     lines += [
