@@ -195,8 +195,8 @@ def main() -> int:
             )
             hard, hits = hard_frames(per_run["town_offsets"])
             print(f"{name:12s} hard frames: {hard}, the filter within 1 m on {hits}", flush=True)
-        for v in per_run.values():
-            v.pop("_parts", None)
+        for run in args.runs:
+            del per_run[run]["_parts"]
         report["methods"][name] = per_run
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.methods:
