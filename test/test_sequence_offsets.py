@@ -47,7 +47,8 @@ def test_offsets_are_split_along_the_heading_the_sun_and_the_registration(tmp_pa
         [(gt, results(gt, sdx, sdy, -1.5))],
     )[0]
     k, s = row["known"], row["sequence"]
-    assert k["along_heading_m"] == pytest.approx((18 * 0.5 + 2 * 3.0) / 20)
+    assert k["near"] == 18  # the two wrong matches are not part of the offset
+    assert k["along_heading_m"] == pytest.approx(0.5)
     assert k["across_heading_m"] == pytest.approx(-0.3)  # across = to the left of the heading (north)
     assert k["towards_sun_m"] == pytest.approx(-0.3)  # 0.3 m away from the sun
     assert k["yaw_deg"] == pytest.approx(0.4) and k["yaw_recall_1deg"] == 1.0
@@ -73,3 +74,16 @@ def test_frames_before_convergence_do_not_count(tmp_path):
     assert row["known"]["across_heading_m"] == pytest.approx(-0.25)
     assert row["known"]["along_heading_m"] == pytest.approx(0.0, abs=1e-9)
     assert row["hard"] == 0
+
+
+def test_a_town_without_a_near_frame_has_no_offset(tmp_path):
+    town = tmp_path / "t"
+    town.mkdir()
+    (town / "town.json").write_text(
+        json.dumps({"registration_error_m": [0, 0], "imagery": {"sun_azimuth_deg": 0}})
+    )
+    gt = np.zeros((N, 3))
+    far = np.full(N, 25.0)  # every frame a wrong match
+    row = town_offsets([town], [(gt, results(gt, far, far, 0))], [(gt, results(gt, far, far, 0))])[0]
+    assert row["known"]["near"] == 0 and row["known"]["along_heading_m"] is None
+    assert row["hard"] == N - CONVERGED_FROM and row["hard_filtered_within_1m"] == 0
