@@ -26,13 +26,17 @@ def results(gt: np.ndarray, dx: np.ndarray, dy: np.ndarray, dyaw_deg: float) -> 
     ]
 
 
-def test_offsets_are_split_along_the_heading_the_sun_and_the_registration(tmp_path):
+def make_town(tmp_path: Path, registration: list[float], sun_azimuth_deg: float) -> Path:
     town = tmp_path / "test_town"
     town.mkdir()
+    meta = {"registration_error_m": registration, "imagery": {"sun_azimuth_deg": sun_azimuth_deg}}
+    (town / "town.json").write_text(json.dumps(meta))
+    return town
+
+
+def test_offsets_are_split_along_the_heading_the_sun_and_the_registration(tmp_path):
     # the sun in the north (90 deg CCW from east); the imagery misregistered by 0.1 m east
-    (town / "town.json").write_text(
-        json.dumps({"registration_error_m": [0.1, 0.0], "imagery": {"sun_azimuth_deg": 90.0}})
-    )
+    town = make_town(tmp_path, [0.1, 0.0], 90.0)
     gt = np.zeros((N, 3))
     gt[:, 0] = np.arange(N)  # driving east
     ones = np.ones(N)
@@ -58,11 +62,7 @@ def test_offsets_are_split_along_the_heading_the_sun_and_the_registration(tmp_pa
 
 
 def test_frames_before_convergence_do_not_count(tmp_path):
-    town = tmp_path / "t"
-    town.mkdir()
-    (town / "town.json").write_text(
-        json.dumps({"registration_error_m": [0, 0], "imagery": {"sun_azimuth_deg": 0}})
-    )
+    town = make_town(tmp_path, [0.0, 0.0], 0.0)
     gt = np.zeros((N, 3))
     gt[:, 1] = np.arange(N)
     gt[:, 2] = np.pi / 2  # driving north, the sun in the east
@@ -77,11 +77,7 @@ def test_frames_before_convergence_do_not_count(tmp_path):
 
 
 def test_a_town_without_a_near_frame_has_no_offset(tmp_path):
-    town = tmp_path / "t"
-    town.mkdir()
-    (town / "town.json").write_text(
-        json.dumps({"registration_error_m": [0, 0], "imagery": {"sun_azimuth_deg": 0}})
-    )
+    town = make_town(tmp_path, [0.0, 0.0], 0.0)
     gt = np.zeros((N, 3))
     far = np.full(N, 25.0)  # every frame a wrong match
     row = town_offsets([town], [(gt, results(gt, far, far, 0))], [(gt, results(gt, far, far, 0))])[0]
