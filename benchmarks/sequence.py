@@ -255,9 +255,9 @@ def publish_cells(p: tuple[int, int, float] | None) -> str:
 def town_offsets(towns: list[Path], known, sequence) -> list[dict]:
     """Per town, over the frames from the 10th on, single frame (`known`) beside filtered (`sequence`): the mean
     offset along the true heading, across it and towards the town's sun (its georegistration offset removed) and
-    the mean yaw offset of the frames within NEAR_M, the yaw recall at 1 deg of all; and the frames where the single frame is more than 2 m off
-    ('hard'), with how many of them the filter has within 1 m. A town's own offset is what no filter averages
-    away: the imagery as the model reads it (docs/real_gap.md)."""
+    the mean yaw offset of the frames within NEAR_M, the yaw recall at 1 deg of all; and the frames where the
+    single frame is more than 2 m off ('hard'), with how many of them the filter has within 1 m. A town's own
+    offset is what no filter averages away: the imagery as the model reads it (docs/real_gap.md)."""
     rows = []
     for town, (gt, kres), (_, sres) in zip(towns, known, sequence):
         meta = json.loads((town / "town.json").read_text())
