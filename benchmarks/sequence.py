@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.imagery_variants import VARIANTS, variant_towns  # noqa: E402
 from benchmarks.report import machine, write_section  # noqa: E402
+from benchmarks.shadow_bias import NEAR_M, towards_sun  # noqa: E402
 from translocnet_ros.dataset.kitti import KittiDrive  # noqa: E402
 from translocnet_ros.evaluation.metrics import frame_errors, summarize  # noqa: E402
 from translocnet_ros.evaluation.protocol import (  # noqa: E402
@@ -45,7 +46,6 @@ from translocnet_ros.localization.methods import make_method  # noqa: E402
 from translocnet_ros.synth.splits import split_towns  # noqa: E402
 
 RUNS = ("known", "sequence", "bad", "kidnap")
-NEAR_M = 2.0  # per-town offsets: frames farther off are wrong matches
 LABELS = {
     "known": "known (single frame)",
     "sequence": "sequence",
@@ -261,7 +261,6 @@ def town_offsets(towns: list[Path], known, sequence) -> list[dict]:
     rows = []
     for town, (gt, kres), (_, sres) in zip(towns, known, sequence):
         meta = json.loads((town / "town.json").read_text())
-        az = np.radians(meta["imagery"]["sun_azimuth_deg"])
         g = gt[CONVERGED_FROM:]
         heading = np.stack([np.cos(g[:, 2]), np.sin(g[:, 2])], axis=1)
         row, errors = {"town": town.name}, {}
@@ -275,7 +274,7 @@ def town_offsets(towns: list[Path], known, sequence) -> list[dict]:
                 "near": int(near.sum()),
                 "along_heading_m": _mean(np.sum(off * h, axis=1)),
                 "across_heading_m": _mean(h[:, 0] * off[:, 1] - h[:, 1] * off[:, 0]),
-                "towards_sun_m": _mean(off @ [np.cos(az), np.sin(az)]),
+                "towards_sun_m": _mean(off @ towards_sun(meta)),
                 "yaw_deg": _mean(np.degrees(wrap_angle(est[near, 2] - g[near, 2]))),
                 "yaw_recall_1deg": float(np.mean(errors[run]["yaw_deg"] <= 1.0)),
             }

@@ -36,6 +36,12 @@ from translocnet_ros.localization.methods import make_method  # noqa: E402
 NEAR_M = 2.0  # frames farther off are wrong matches, not a bias
 
 
+def towards_sun(meta: dict) -> np.ndarray:
+    """Unit (east, north) vector towards a synthetic town's sun (town.json; its shadows fall the other way)."""
+    az = np.radians(meta["imagery"]["sun_azimuth_deg"])
+    return np.array([np.cos(az), np.sin(az)])
+
+
 def town_bias(town: Path, method, every: int) -> dict:
     """Mean error, and the bias towards / across the sun of the frames within NEAR_M, for one town."""
     meta = json.loads((town / "town.json").read_text())
@@ -47,8 +53,7 @@ def town_bias(town: Path, method, every: int) -> dict:
     dist = np.hypot(err[:, 0], err[:, 1])
     near = dist < NEAR_M
     bias = err[near].mean(0) - np.array(meta["registration_error_m"]) if near.any() else np.full(2, np.nan)
-    az = np.radians(meta["imagery"]["sun_azimuth_deg"])
-    sun = np.array([np.cos(az), np.sin(az)])
+    sun = towards_sun(meta)
     return dict(
         errors=dist.tolist(),
         towards_sun=float(bias @ sun),
